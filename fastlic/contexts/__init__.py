@@ -1,0 +1,1 @@
+"""Context models: what an entropy model knows about a latent element before it is decoded."""

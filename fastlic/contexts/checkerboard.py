@@ -1,0 +1,71 @@
+"""Checkerboard partition of a latent (He et al., "Checkerboard context model for efficient learned image
+compression", CVPR 2021), with the MLIC++ parity: *anchors* are the positions whose row + column is odd.
+
+The "squeezed" layout keeps one position of every horizontal pair, ``[B, C, H, W/2]``: for anchors, even rows
+take the odd columns and odd rows the even columns; for non-anchors the opposite.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+
+@functools.lru_cache(maxsize=64)
+def _anchor_mask(h: int, w: int) -> torch.Tensor:
+    r = torch.arange(h).view(h, 1)
+    c = torch.arange(w).view(1, w)
+    return ((r + c) % 2 == 1).view(1, 1, h, w)
+
+
+def anchor_mask(h: int, w: int, device=None) -> torch.Tensor:
+    """Boolean ``[1, 1, h, w]``, True at anchors ((row + col) odd)."""
+    m = _anchor_mask(int(h), int(w))
+    return m if device is None else m.to(device)
+
+
+def anchor(y: torch.Tensor) -> torch.Tensor:
+    """y at anchor positions, zeros elsewhere."""
+    return torch.where(anchor_mask(y.shape[-2], y.shape[-1], y.device), y, torch.zeros((), dtype=y.dtype))
+
+
+def nonanchor(y: torch.Tensor) -> torch.Tensor:
+    """y at non-anchor positions, zeros elsewhere."""
+    return torch.where(anchor_mask(y.shape[-2], y.shape[-1], y.device), torch.zeros((), dtype=y.dtype), y)
+
+
+def squeeze(y: torch.Tensor, anchors: bool) -> torch.Tensor:
+    """[B, C, H, W] -> [B, C, H, W/2]: the anchor (or non-anchor) half, row by row (W must be even)."""
+    b, c, h, w = y.shape
+    if w % 2:
+        raise ValueError("checkerboard squeeze needs an even width")
+    out = y.new_zeros(b, c, h, w // 2)
+    first = 1 if anchors else 0  # column offset on even rows
+    out[:, :, 0::2] = y[:, :, 0::2, first::2]
+    out[:, :, 1::2] = y[:, :, 1::2, 1 - first::2]
+    return out
+
+
+def unsqueeze(half: torch.Tensor, anchors: bool) -> torch.Tensor:
+    """Inverse of :func:`squeeze`, zeros at the other half."""
+    b, c, h, w2 = half.shape
+    out = half.new_zeros(b, c, h, w2 * 2)
+    first = 1 if anchors else 0
+    out[:, :, 0::2, first::2] = half[:, :, 0::2]
+    out[:, :, 1::2, 1 - first::2] = half[:, :, 1::2]
+    return out
+
+
+def gather(y: torch.Tensor, anchors: bool) -> torch.Tensor:
+    """Values of one half of a ``[1, C, H, W]`` tensor as ``[C, n]`` in (channel, row, column) order."""
+    m = anchor_mask(y.shape[-2], y.shape[-1], y.device)[0, 0]
+    return y[0][:, m if anchors else ~m]
+
+
+def scatter(values: torch.Tensor, shape, anchors: bool) -> torch.Tensor:
+    """Inverse of :func:`gather`: a ``[1, C, H, W]`` tensor with zeros at the other half."""
+    out = values.new_zeros(shape)
+    m = anchor_mask(shape[-2], shape[-1], values.device)[0, 0]
+    out[0][:, m if anchors else ~m] = values
+    return out

@@ -1,0 +1,6 @@
+"""Learned image codecs. Importing this package registers them with :mod:`fastlic.registry`."""
+
+from .base import CompressionModel
+from .mlicpp import MLICPlusPlus
+
+__all__ = ["CompressionModel", "MLICPlusPlus"]

@@ -1,0 +1,135 @@
+"""Base class of the learned codecs: the CompressAI-style API, padding, coding tables and fingerprints.
+
+``forward(x) -> {"x_hat", "likelihoods": {...}}``, ``compress(x) -> {"strings", "shape", "checksums"}``,
+``decompress(strings, shape) -> {"x_hat", "checksums"}`` and ``update()``, for images of any size: the image is
+zero-padded on the right and bottom to a multiple of :attr:`CompressionModel.pad_multiple` (64 for the
+hyperprior codecs, the reference's behaviour) and the reconstruction is cropped back. ``shape`` is the original
+``(H, W)`` of the image.
+
+``checksums`` (one per image) is a 64-bit BLAKE2b digest of the decoded latents as the synthesis transform sees
+them (their float32 bytes). The encoder computes it along the decoder's own path, so a decoder that arrives at
+other latents (other weights, machine or thread count) can detect the divergence instead of returning a wrong
+image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..entropy.bottleneck import EntropyBottleneck
+from ..entropy.gaussian import GaussianConditional
+
+
+def latent_checksum(*tensors: torch.Tensor) -> bytes:
+    h = hashlib.blake2b(digest_size=8)
+    for t in tensors:
+        t = t.detach().to("cpu").contiguous()
+        h.update(str(tuple(t.shape)).encode() + str(t.dtype).encode())
+        h.update(t.numpy().tobytes())
+    return h.digest()
+
+
+class CompressionModel(nn.Module):
+    """Common machinery of fastlic codecs; subclasses implement ``_forward``, ``_compress`` and
+    ``_decompress`` on padded single images (batch of one for coding)."""
+
+    pad_multiple = 64
+    model_name = "unnamed"
+
+    def __init__(self):
+        super().__init__()
+        self.config: dict = {}
+
+    # ------------------------------------------------------------------ padding
+    def padded_size(self, h: int, w: int) -> tuple[int, int]:
+        m = self.pad_multiple
+        return (h + m - 1) // m * m, (w + m - 1) // m * m
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        ph, pw = self.padded_size(h, w)
+        if (ph, pw) == (h, w):
+            return x
+        return F.pad(x, (0, pw - w, 0, ph - h), mode="constant", value=0.0)
+
+    # ------------------------------------------------------------------ API
+    def forward(self, x: torch.Tensor) -> dict:
+        """Training (noise) or evaluation (rounding) pass over a batch of any size; x in [0, 1]."""
+        h, w = x.shape[-2:]
+        out = self._forward(self.pad(x))
+        out["x_hat"] = out["x_hat"][..., :h, :w]
+        return out
+
+    @torch.no_grad()
+    def compress(self, x: torch.Tensor) -> dict:
+        """Entropy-code each image of the batch: ``strings[k][i]`` is stream k of image i."""
+        if self.training:
+            raise RuntimeError("call model.eval() before compress()")
+        h, w = x.shape[-2:]
+        per_image = [self._compress(self.pad(x[i : i + 1])) for i in range(x.shape[0])]
+        n = len(per_image[0][0])
+        strings = [[s[k] for s, _ in per_image] for k in range(n)]
+        return {"strings": strings, "shape": (h, w), "checksums": [c for _, c in per_image]}
+
+    @torch.no_grad()
+    def decompress(self, strings, shape) -> dict:
+        """Inverse of :meth:`compress`; ``shape`` is the original ``(H, W)``."""
+        if self.training:
+            raise RuntimeError("call model.eval() before decompress()")
+        h, w = int(shape[0]), int(shape[1])
+        ph, pw = self.padded_size(h, w)
+        outs, sums = [], []
+        for i in range(len(strings[0])):
+            x_hat, checksum = self._decompress([s[i] for s in strings], (ph, pw))
+            outs.append(x_hat[..., :h, :w])
+            sums.append(checksum)
+        return {"x_hat": torch.cat(outs, 0), "checksums": sums}
+
+    # ------------------------------------------------------------------ entropy models
+    def entropy_bottlenecks(self):
+        return [m for m in self.modules() if isinstance(m, EntropyBottleneck)]
+
+    def aux_loss(self) -> torch.Tensor:
+        """Sum of the factorized priors' quantile losses (optimize with a separate optimizer)."""
+        losses = [m.loss() for m in self.entropy_bottlenecks()]
+        return sum(losses) if losses else torch.zeros(())
+
+    def update(self, force: bool = True) -> bool:
+        """(Re)build every integer coding table from the current weights."""
+        for m in self.modules():
+            if isinstance(m, (EntropyBottleneck, GaussianConditional)) or hasattr(m, "update_tables"):
+                if hasattr(m, "update_tables"):
+                    m.update_tables()
+                else:
+                    m.update()
+        return True
+
+    def needs_update(self) -> bool:
+        for m in self.modules():
+            if isinstance(m, (EntropyBottleneck, GaussianConditional)) and m._table_counts.numel() == 0:
+                return True
+        return False
+
+    # ------------------------------------------------------------------ identity
+    def fingerprint(self) -> bytes:
+        """16-byte BLAKE2b digest of the state dict (names, shapes, dtypes and bytes, coding tables included):
+        a stream can only be decoded by a model with the same fingerprint."""
+        h = hashlib.blake2b(digest_size=16)
+        for k, v in sorted(self.state_dict().items()):
+            t = v.detach().to("cpu").contiguous()
+            h.update(k.encode() + b"\0" + str(tuple(t.shape)).encode() + str(t.dtype).encode() + b"\0")
+            h.update(t.numpy().tobytes())
+        return h.digest()
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @staticmethod
+    def bpp(likelihoods: dict, num_pixels: int) -> torch.Tensor:
+        """Estimated bits per pixel, -sum(log2 likelihoods) / pixels (per batch)."""
+        return sum(torch.log(lk).sum() for lk in likelihoods.values()) / (-math.log(2) * num_pixels)

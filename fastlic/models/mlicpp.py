@@ -1,0 +1,352 @@
+"""MLIC++: linear-complexity multi-reference entropy modeling.
+
+Jiang, Yang, Zhai, Gao, Wang, "MLIC++: Linear Complexity Multi-Reference Entropy Modeling for Learned Image
+Compression", arXiv 2307.15421 (ACM TOMM 2025). The architecture, key names and numerics follow the released
+reference model (``shared/specs/mlicpp.md``), so that published checkpoints load with
+:meth:`MLICPlusPlus.from_reference_state_dict` and give the published model.
+
+Coding order (§3.1): the latent y (M channels) is split into S slices; each slice is coded in two checkerboard
+steps, anchors ((row + col) odd) then non-anchors, so 2S steps in all. Slice i's anchors use the hyperprior,
+the channel context and the global inter-slice context; its non-anchors add the local (checkerboard attention)
+and global intra-slice contexts. Latent residual prediction refines every reconstructed half.
+
+One driver, :meth:`MLICPlusPlus._slices`, runs this order for ``forward``, ``compress`` and ``decompress``; only
+the *quantizer* it is given differs (straight-through rounding and likelihoods, encoding, or decoding). All
+three therefore compute the same entropy parameters with the same operations, and in evaluation mode the
+driver runs under :func:`fastlic.determinism.deterministic`, so the decoder reproduces the encoder's scales and
+means bit for bit whatever the thread count.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+import torch.nn as nn
+
+from .. import determinism
+from ..contexts import checkerboard as ckbd
+from ..contexts.mlicpp import (ChannelContext, EntropyParameters, LatentResidualPrediction, LinearGlobalInterContext,
+                               LinearGlobalIntraContext, LocalContext)
+from ..entropy.bottleneck import EntropyBottleneck
+from ..entropy.coder import Decoder, Encoder
+from ..entropy.gaussian import GaussianConditional
+from ..entropy.ops import ste_round
+from ..errors import CheckpointError
+from ..layers import ResidualBlock, ResidualBlockUpsample, ResidualBlockWithStride, conv3x3, subpel_conv3x3
+from ..registry import register_model
+from .base import CompressionModel, latent_checksum
+
+
+class AnalysisTransform(nn.Module):
+    """g_a: three (strided residual block, residual block) pairs, then conv3 stride 2 (16x down)."""
+
+    def __init__(self, N: int, M: int):
+        super().__init__()
+        self.analysis_transform = nn.Sequential(
+            ResidualBlockWithStride(3, N), ResidualBlock(N, N),
+            ResidualBlockWithStride(N, N), ResidualBlock(N, N),
+            ResidualBlockWithStride(N, N), ResidualBlock(N, N),
+            conv3x3(N, M, stride=2))
+
+    def forward(self, x):
+        return self.analysis_transform(x)
+
+
+class SynthesisTransform(nn.Module):
+    """g_s (16x up). ``variant="2023"`` starts with ResidualBlock(M -> N) and a 1x1 skip instead of
+    ResidualBlock(M) + ResidualBlockUpsample(M -> N)."""
+
+    def __init__(self, N: int, M: int, variant: str = "current"):
+        super().__init__()
+        first = [ResidualBlock(M, N), ResidualBlockUpsample(N, N)] if variant == "2023" else \
+                [ResidualBlock(M, M), ResidualBlockUpsample(M, N)]
+        self.synthesis_transform = nn.Sequential(
+            *first, ResidualBlock(N, N), ResidualBlockUpsample(N, N), ResidualBlock(N, N),
+            ResidualBlockUpsample(N, N), ResidualBlock(N, N), subpel_conv3x3(N, 3, 2))
+
+    def forward(self, x):
+        return self.synthesis_transform(x)
+
+
+class HyperAnalysis(nn.Module):
+    def __init__(self, M: int, N: int):
+        super().__init__()
+        g = nn.GELU
+        self.reduction = nn.Sequential(conv3x3(M, N), g(), conv3x3(N, N), g(), conv3x3(N, N, stride=2), g(),
+                                       conv3x3(N, N), g(), conv3x3(N, N, stride=2))
+
+    def forward(self, x):
+        return self.reduction(x)
+
+
+class HyperSynthesis(nn.Module):
+    """h_s: 4x up, output 2M channels: the first M are "scales" (unused as such), the last M the hyper means."""
+
+    def __init__(self, M: int, N: int):
+        super().__init__()
+        g = nn.GELU
+        self.increase = nn.Sequential(conv3x3(N, M), g(), subpel_conv3x3(M, M, 2), g(), conv3x3(M, M * 3 // 2), g(),
+                                      subpel_conv3x3(M * 3 // 2, M * 3 // 2, 2), g(), conv3x3(M * 3 // 2, M * 2))
+
+    def forward(self, x):
+        return self.increase(x)
+
+
+# ---------------------------------------------------------------------------------------------- quantizers
+class _ForwardQuantizer:
+    """Straight-through rounding around the means; records likelihoods per slice."""
+
+    def __init__(self, y, gc: GaussianConditional, training: bool, slice_ch: int):
+        self.y, self.gc, self.training, self.c = y, gc, training, slice_ch
+        self.likelihoods = []
+        self._scales_a = self._means_a = None
+
+    def _slice(self, i):
+        return self.y[:, i * self.c : (i + 1) * self.c]
+
+    def anchor(self, i, scales, means):
+        self._scales_a, self._means_a = scales, means
+        ya = ckbd.anchor(self._slice(i))
+        return (ste_round(ya - means) if self.training else torch.round(ya - means)) + means
+
+    def nonanchor(self, i, scales, means):
+        y = self._slice(i)
+        _, lik = self.gc(y, self._scales_a + scales, self._means_a + means, training=self.training)
+        self.likelihoods.append(lik)
+        yn = ckbd.nonanchor(y)
+        return (ste_round(yn - means) if self.training else torch.round(yn - means)) + means
+
+
+class _EncodeQuantizer:
+    def __init__(self, y, gc: GaussianConditional, encoder: Encoder, slice_ch: int):
+        self.y, self.gc, self.enc, self.c = y, gc, encoder, slice_ch
+
+    def _code(self, i, scales, means, anchors):
+        y = self.y[:, i * self.c : (i + 1) * self.c]
+        g = lambda t: ckbd.gather(t, anchors)  # noqa: E731
+        values = self.gc.encode(self.enc, g(y), g(scales), g(means))
+        return ckbd.scatter(values, y.shape, anchors)
+
+    def anchor(self, i, scales, means):
+        return self._code(i, scales, means, True)
+
+    def nonanchor(self, i, scales, means):
+        return self._code(i, scales, means, False)
+
+
+class _DecodeQuantizer:
+    def __init__(self, gc: GaussianConditional, decoder: Decoder):
+        self.gc, self.dec = gc, decoder
+
+    def _code(self, scales, means, anchors):
+        values = self.gc.decode(self.dec, ckbd.gather(scales, anchors), ckbd.gather(means, anchors))
+        return ckbd.scatter(values, scales.shape, anchors)
+
+    def anchor(self, i, scales, means):
+        return self._code(scales, means, True)
+
+    def nonanchor(self, i, scales, means):
+        return self._code(scales, means, False)
+
+
+class MLICPlusPlus(CompressionModel):
+    """MLIC++ (see module docstring).
+
+    Args:
+        N: width of the transforms (192).
+        M: latent channels (320).
+        slice_num: number of channel slices S (10); M must be a multiple of it.
+        variant: ``"current"`` (released 2024 code) or ``"2023"`` (the 2023-09 checkpoints: 4-layer LRP and
+            the old synthesis head).
+        ep_hidden, cc_hidden, lrp_hidden: hidden widths of the entropy-parameter, channel-context and LRP
+            networks (the reference's by default; smaller for small models).
+        local_heads, intra_heads: heads of the local and global intra-slice attention (2 and 2).
+    """
+
+    def __init__(self, N: int = 192, M: int = 320, slice_num: int = 10, variant: str = "current",
+                 ep_hidden=(320, 256, 128), cc_hidden=(192, 128), lrp_hidden=(224, 128),
+                 local_heads: int = 2, intra_heads: int = 2):
+        super().__init__()
+        if variant not in ("current", "2023"):
+            raise ValueError(f"variant must be 'current' or '2023', not {variant!r}")
+        if M % slice_num:
+            raise ValueError(f"M={M} is not a multiple of slice_num={slice_num}")
+        C = M // slice_num
+        self.N, self.M, self.slice_num, self.slice_ch, self.variant = N, M, slice_num, C, variant
+        self.config = dict(N=N, M=M, slice_num=slice_num, variant=variant, ep_hidden=tuple(ep_hidden),
+                           cc_hidden=tuple(cc_hidden), lrp_hidden=tuple(lrp_hidden), local_heads=local_heads,
+                           intra_heads=intra_heads)
+
+        self.g_a = AnalysisTransform(N, M)
+        self.g_s = SynthesisTransform(N, M, variant)
+        self.h_a = HyperAnalysis(M, N)
+        self.h_s = HyperSynthesis(M, N)
+        self.entropy_bottleneck = EntropyBottleneck(N)
+        self.gaussian_conditional = GaussianConditional()
+
+        S = slice_num
+        self.local_context = nn.ModuleList(LocalContext(C, num_heads=local_heads) for _ in range(S))
+        self.channel_context = nn.ModuleList(ChannelContext(C * i, C * 4, cc_hidden) if i else None for i in range(S))
+        self.global_inter_context = nn.ModuleList(
+            LinearGlobalInterContext(C * i, C * 2, num_heads=i) if i else None for i in range(S))
+        self.global_intra_context = nn.ModuleList(
+            LinearGlobalIntraContext(C, intra_heads) if i else None for i in range(S))
+        self.entropy_parameters_anchor = nn.ModuleList(
+            EntropyParameters(M * 2 + C * 6 if i else M * 2, C * 2, ep_hidden) for i in range(S))
+        self.entropy_parameters_nonanchor = nn.ModuleList(
+            EntropyParameters(M * 2 + C * 10 if i else M * 2 + C * 2, C * 2, ep_hidden) for i in range(S))
+        self.lrp_anchor = nn.ModuleList(
+            LatentResidualPrediction(M + (i + 1) * C, C, variant, lrp_hidden) for i in range(S))
+        self.lrp_nonanchor = nn.ModuleList(
+            LatentResidualPrediction(M + (i + 1) * C, C, variant, lrp_hidden) for i in range(S))
+
+    # ------------------------------------------------------------------------------ the shared driver
+    def _slices(self, hyper: torch.Tensor, q) -> torch.Tensor:
+        """Run the 2S coding steps; ``q`` turns (scales, means) of a half-slice into its reconstruction."""
+        hyper_means = hyper.chunk(2, 1)[1]
+        done: list[torch.Tensor] = []
+        for i in range(self.slice_num):
+            if i == 0:
+                params_a = self.entropy_parameters_anchor[0](hyper)
+            else:
+                prev = torch.cat(done, dim=1)
+                inter = self.global_inter_context[i](prev)
+                channel = self.channel_context[i](prev)
+                params_a = self.entropy_parameters_anchor[i](torch.cat([inter, channel, hyper], dim=1))
+            scales_a, means_a = (ckbd.anchor(t) for t in params_a.chunk(2, 1))
+            a_hat = q.anchor(i, scales_a, means_a)
+            a_hat = a_hat + ckbd.anchor(self.lrp_anchor[i](torch.cat([hyper_means, *done, a_hat], dim=1)))
+
+            local = self.local_context[i](a_hat)
+            if i == 0:
+                ctx = [local, hyper]
+            else:
+                intra = self.global_intra_context[i](done[-1], a_hat)
+                ctx = [local, intra, inter, channel, hyper]
+            params_n = self.entropy_parameters_nonanchor[i](torch.cat(ctx, dim=1))
+            scales_n, means_n = (ckbd.nonanchor(t) for t in params_n.chunk(2, 1))
+            n_hat = q.nonanchor(i, scales_n, means_n)
+            y_hat_i = a_hat + n_hat
+            y_hat_i = y_hat_i + ckbd.nonanchor(self.lrp_nonanchor[i](torch.cat([hyper_means, *done, y_hat_i], dim=1)))
+            done.append(y_hat_i)
+        return torch.cat(done, dim=1)
+
+    # ------------------------------------------------------------------------------ API on padded input
+    def _forward(self, x):
+        y = self.g_a(x)
+        z = self.h_a(y)
+        _, z_likelihoods = self.entropy_bottleneck(z)
+        z_hat = self.entropy_bottleneck.quantize_ste(z) if self.training else \
+            torch.round(z - self.entropy_bottleneck.medians()) + self.entropy_bottleneck.medians()
+        with determinism.deterministic(not self.training):
+            hyper = self.h_s(z_hat)
+            q = _ForwardQuantizer(y, self.gaussian_conditional, self.training, self.slice_ch)
+            y_hat = self._slices(hyper, q)
+        x_hat = self.g_s(y_hat)
+        return {"x_hat": x_hat,
+                "likelihoods": {"y": torch.cat(q.likelihoods, dim=1), "z": z_likelihoods},
+                "y_hat": y_hat}
+
+    def _compress(self, x):
+        y = self.g_a(x)
+        z = self.h_a(y)
+        enc_z, enc_y = Encoder(), Encoder()
+        z_hat = self.entropy_bottleneck.compress(z, enc_z)
+        with determinism.deterministic():
+            hyper = self.h_s(z_hat)
+            y_hat = self._slices(hyper, _EncodeQuantizer(y, self.gaussian_conditional, enc_y, self.slice_ch))
+        return [enc_y.finish(), enc_z.finish()], latent_checksum(y_hat)
+
+    def _decompress(self, strings, padded_hw):
+        y_string, z_string = strings
+        ph, pw = padded_hw
+        dec_z = Decoder(z_string)
+        z_hat = self.entropy_bottleneck.decompress(dec_z, (1, self.N, ph // 64, pw // 64))
+        dec_y = Decoder(y_string)
+        with determinism.deterministic():
+            hyper = self.h_s(z_hat)
+            y_hat = self._slices(hyper, _DecodeQuantizer(self.gaussian_conditional, dec_y))
+        checksum = latent_checksum(y_hat)
+        return self.g_s(y_hat), checksum
+
+    # ------------------------------------------------------------------------------ reference checkpoints
+    @classmethod
+    def from_reference_state_dict(cls, state_dict: dict, variant: str = "current", **config) -> "MLICPlusPlus":
+        """A model in eval mode, with coding tables built, from a state dict of the official MLIC++ code.
+
+        Accepts keys with or without a ``module.`` prefix, the older ``_matrix{k}/_bias{k}/_factor{k}`` or the
+        newer ``matrices.{k}/biases.{k}/factors.{k}`` entropy-bottleneck names, and CDF buffers present or
+        absent (they are rebuilt with this project's coder). ``N``, ``M`` and ``slice_num`` are inferred from
+        the weights unless given.
+        """
+        if "state_dict" in state_dict and isinstance(state_dict["state_dict"], dict):
+            state_dict = state_dict["state_dict"]
+        sd = convert_reference_state_dict(state_dict)
+        try:
+            cfg = dict(N=sd["g_a.analysis_transform.0.conv1.weight"].shape[0],
+                       M=sd["g_a.analysis_transform.6.weight"].shape[0])
+            cfg["slice_num"] = len({k.split(".")[1] for k in sd if k.startswith("entropy_parameters_anchor.")})
+        except KeyError as exc:
+            raise CheckpointError(f"not an MLIC++ state dict (missing {exc})") from None
+        cfg.update(config)
+        model = cls(variant=variant, **cfg)
+        missing, unexpected = model.load_state_dict(sd, strict=False)
+        missing = [k for k in missing if not _is_table_buffer(k)]
+        if missing or unexpected:
+            detail = "; ".join(filter(None, [f"missing {missing[:3]}" if missing else "",
+                                             f"unexpected {unexpected[:3]}" if unexpected else ""]))
+            raise CheckpointError(f"state dict does not fit MLIC++ variant {variant!r}: {detail}")
+        model.eval()
+        model.update()
+        return model
+
+
+_REF_SKIP = re.compile(r"(_offset|_quantized_cdf|_cdf_length|relative_position_index|pedestal|lower_bound\.bound|"
+                       r"likelihood_lower_bound\.bound|lower_bound_scale\.bound|scale_bound|\.target|scale_table)$")
+_LEGACY_EB = re.compile(r"^entropy_bottleneck\._(matrix|bias|factor)(\d+)$")
+_LEGACY_NAMES = {"matrix": "matrices", "bias": "biases", "factor": "factors"}
+
+
+def _is_table_buffer(key: str) -> bool:
+    return bool(re.search(r"\._table_(counts|lengths|offsets)$", key)) or key.endswith("scale_table")
+
+
+def convert_reference_state_dict(state_dict: dict) -> dict:
+    """Map an official MLIC++ state dict onto this implementation's names (drop buffers we rebuild)."""
+    out = {}
+    for key, value in state_dict.items():
+        if key.startswith("module."):
+            key = key[len("module."):]
+        m = _LEGACY_EB.match(key)
+        if m:
+            key = f"entropy_bottleneck.{_LEGACY_NAMES[m.group(1)]}.{m.group(2)}"
+        if _REF_SKIP.search(key):
+            continue
+        if not torch.is_tensor(value):
+            raise CheckpointError(f"state dict entry {key!r} is not a tensor")
+        out[key] = value.detach().to(torch.float32) if value.is_floating_point() else value
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- registry
+@register_model("mlicpp", "MLIC++ (arXiv 2307.15421), released configuration: N=192, M=320, 10 slices")
+def mlicpp(**config):
+    return MLICPlusPlus(**config)
+
+
+@register_model("mlicpp-2023", "MLIC++ 2023 variant (4-layer LRP, old synthesis head) for the 2023-09 checkpoints")
+def mlicpp_2023(**config):
+    return MLICPlusPlus(**{"variant": "2023", **config})
+
+
+@register_model("mlicpp-small", "Small MLIC++ for CPU training: N=96, M=160, 5 slices of 32, narrow hidden layers")
+def mlicpp_small(**config):
+    base = dict(N=96, M=160, slice_num=5, ep_hidden=(160, 128, 96), cc_hidden=(96, 64), lrp_hidden=(112, 64))
+    return MLICPlusPlus(**{**base, **config})
+
+
+@register_model("mlicpp-tiny", "Tiny MLIC++ for tests: N=32, M=32, 2 slices of 16")
+def mlicpp_tiny(**config):
+    base = dict(N=32, M=32, slice_num=2, ep_hidden=(48, 40, 32), cc_hidden=(32, 32), lrp_hidden=(32, 32))
+    return MLICPlusPlus(**{**base, **config})
