@@ -286,15 +286,14 @@ class MLICPlusPlus(CompressionModel):
         if "state_dict" in state_dict and isinstance(state_dict["state_dict"], dict):
             state_dict = state_dict["state_dict"]
         sd = convert_reference_state_dict(state_dict)
-        try:
-            cfg = dict(N=sd["g_a.analysis_transform.0.conv1.weight"].shape[0],
-                       M=sd["g_a.analysis_transform.6.weight"].shape[0])
-            cfg["slice_num"] = len({k.split(".")[1] for k in sd if k.startswith("entropy_parameters_anchor.")})
-        except KeyError as exc:
-            raise CheckpointError(f"not an MLIC++ state dict (missing {exc})") from None
+        cfg = infer_config(sd, variant)
         cfg.update(config)
         model = cls(variant=variant, **cfg)
-        missing, unexpected = model.load_state_dict(sd, strict=False)
+        try:
+            missing, unexpected = model.load_state_dict(sd, strict=False)
+        except RuntimeError as exc:
+            detail = next((ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln), str(exc)[:200])
+            raise CheckpointError(f"state dict does not fit MLIC++ variant {variant!r}: {detail}") from None
         missing = [k for k in missing if not _is_table_buffer(k)]
         if missing or unexpected:
             detail = "; ".join(filter(None, [f"missing {missing[:3]}" if missing else "",
@@ -303,6 +302,23 @@ class MLICPlusPlus(CompressionModel):
         model.eval()
         model.update()
         return model
+
+
+def infer_config(sd: dict, variant: str = "current") -> dict:
+    """MLIC++ constructor keywords read off a (converted) state dict's shapes."""
+    try:
+        w = lambda k: sd[k].shape  # noqa: E731
+        cfg = dict(N=w("g_a.analysis_transform.0.conv1.weight")[0], M=w("g_a.analysis_transform.6.weight")[0])
+        cfg["slice_num"] = len({k.split(".")[1] for k in sd if k.startswith("entropy_parameters_anchor.")})
+        cfg["ep_hidden"] = tuple(w(f"entropy_parameters_anchor.0.fusion.{i}.weight")[0] for i in (0, 2, 4))
+        if cfg["slice_num"] > 1:
+            cfg["cc_hidden"] = tuple(w(f"channel_context.1.fushion.{i}.weight")[0] for i in (0, 2))
+        if variant != "2023":
+            cfg["lrp_hidden"] = tuple(w(f"lrp_anchor.0.lrp_transform.{i}.weight")[0] for i in (0, 2))
+        cfg["local_heads"] = w("local_context.0.relative_position_table")[1]
+    except KeyError as exc:
+        raise CheckpointError(f"not an MLIC++ state dict (missing {exc})") from None
+    return cfg
 
 
 _REF_SKIP = re.compile(r"(_offset|_quantized_cdf|_cdf_length|relative_position_index|pedestal|lower_bound\.bound|"
