@@ -188,3 +188,44 @@ def test_convert_checkpoint(tmp_path, capsys):
     capsys.readouterr()
     assert run("convert-checkpoint", bad, "-o", tmp_path / "b.pt") == 1
     assert len(_err_lines(capsys)) == 1 and not (tmp_path / "b.pt").exists()
+
+
+def test_full_disk_leaves_no_partial_file(tmp_path, image, ckpt, capsys, monkeypatch):
+    import errno
+
+    import fastlic.io as fio
+
+    path, _ = image
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fio.os, "fsync", full)
+    out = tmp_path / "o.flic"
+    capsys.readouterr()
+    assert run("compress", path, "-o", out, "--checkpoint", ckpt) == 1
+    err = _err_lines(capsys)
+    assert len(err) == 1 and "No space left" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img.png"]
+
+
+def test_sigint_never_leaves_a_partial_file(tmp_path, ckpt):
+    import signal
+    import time
+
+    big = tmp_path / "big.png"
+    Image.fromarray((np.random.default_rng(0).random((1500, 1500, 3)) * 255).astype(np.uint8)).save(big)
+    out = tmp_path / "big.flic"
+    exe = Path(sys.executable).with_name("fastlic")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "fastlic.cli"]
+    proc = subprocess.Popen(cmd + ["compress", str(big), "-o", str(out), "--checkpoint", str(ckpt)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert "Traceback" not in err
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    if proc.returncode == 130:
+        assert not out.exists()
+    else:  # finished before the signal: then the file is complete
+        assert proc.returncode == 0 and run("info", out) == 0

@@ -31,6 +31,10 @@ def register(sub):
     p.add_argument("inputs", nargs="+", metavar="IN", help="image files or directories of images")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file, or directory for several")
     p.add_argument("--quality", type=float, help="rate control for variable-rate models")
+    p.add_argument("--tile", type=int, help="code in independent square tiles of this side (multiple of 64)")
+    p.add_argument("--tile-overlap", type=int, default=32, help="pixels shared by neighbouring tiles (default 32)")
+    p.add_argument("--max-memory", type=float, default=codec.DEFAULT_MAX_MEMORY / 2 ** 30,
+                   help="memory ceiling in GiB for one tile; larger images are tiled (default %(default)g)")
     _common(p)
     p.set_defaults(func=cmd_compress)
 
@@ -101,7 +105,8 @@ def cmd_compress(args) -> int:
             for n in notes:
                 print(f"fastlic: warning: {n}", file=sys.stderr)
             t0 = time.perf_counter()
-            data = codec.encode_image(model, image, quality=args.quality)
+            data = codec.encode_image(model, image, quality=args.quality, tile=args.tile,
+                                      overlap=args.tile_overlap, max_memory=int(args.max_memory * 2 ** 30))
             write_bytes(target, data)
             if len(files) == 1:
                 h, w = image.shape[:2]
@@ -148,14 +153,17 @@ def cmd_info(args) -> int:
     print(f"file:        {args.input}")
     print(f"model:       {f.model} (weights {f.fingerprint.hex()[:16]})")
     print(f"image:       {f.width}x{f.height}, {f.channels} channels, {f.bit_depth} bit "
-          f"(padded by {f.pad_right} right, {f.pad_bottom} bottom)")
+          f"(padded to multiples of {f.pad_multiple})")
     if not math.isnan(f.quality):
         print(f"quality:     {f.quality:g}")
     print(f"numeric:     {container.NUMERIC_MODES[f.numeric_mode]}")
     print(f"size:        {total} bytes, {8 * total / px:.4f} bpp")
-    names = ["y", "z"] if len(f.streams) == 2 else [f"stream {i}" for i in range(len(f.streams))]
-    for name, s in zip(names, f.streams):
-        print(f"  {name:10s} {len(s):9d} bytes  {8 * len(s) / px:.4f} bpp")
+    if len(f.tiles) > 1:
+        print(f"tiles:       {len(f.tiles)} of {f.tile_w}x{f.tile_h}, overlap {f.overlap}")
+    sizes = f.stream_bytes()
+    names = ["y", "z"] if len(sizes) == 2 else [f"stream {i}" for i in range(len(sizes))]
+    for name, n in zip(names, sizes):
+        print(f"  {name:10s} {n:9d} bytes  {8 * n / px:.4f} bpp")
     overhead = container.header_size(f)
     print(f"  {'header+crc':10s} {overhead:9d} bytes  {8 * overhead / px:.4f} bpp")
     return 0
