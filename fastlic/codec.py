@@ -95,6 +95,9 @@ def fingerprint(model) -> bytes:
 
 #: default memory ceiling for coding one tile (bytes); images whose estimated peak exceeds it are tiled
 DEFAULT_MAX_MEMORY = 6 << 30
+#: a decoder refuses files whose largest tile would need more than this (a crafted header cannot make it
+#: allocate more); raise it for files written with a larger --max-memory
+DEFAULT_DECODE_MEMORY = 12 << 30
 
 
 def plan_tiles(model, h: int, w: int, tile: int | None = None, overlap: int = 32,
@@ -197,10 +200,14 @@ def _decode_tile(model, t: container.Tile, source: str) -> torch.Tensor:
     return out["x_hat"]
 
 
-def decode_image(data, model, source: str = "input") -> np.ndarray:
+def decode_image(data, model, source: str = "input", max_memory: int = DEFAULT_DECODE_MEMORY) -> np.ndarray:
     """Bytes of a ``.flic`` file -> uint8 ``[H, W, 3]``; every check of the module docstring applies."""
     f = data if isinstance(data, container.FlicFile) else container.unpack(data, source)
     check_model(f, model, source)
+    need = max(model.estimated_peak_bytes(t.height, t.width) for t in f.tiles[:1] + f.tiles[-1:])
+    if need > max_memory:
+        raise FastlicError(f"{source}: decoding needs about {need / 2 ** 30:.1f} GiB per tile, above the "
+                           f"{max_memory / 2 ** 30:.1f} GiB limit (raise it with --max-memory)")
     if not math.isnan(f.quality):
         if not hasattr(model, "set_quality"):
             raise FastlicError(f"{source}: has a quality value but model {model.model_name!r} has a fixed rate")

@@ -41,6 +41,8 @@ def register(sub):
     p = sub.add_parser("decompress", help="decompress a .flic file to an image")
     p.add_argument("input", metavar="IN.flic")
     p.add_argument("-o", "--output", required=True, metavar="OUT.png")
+    p.add_argument("--max-memory", type=float, default=codec.DEFAULT_DECODE_MEMORY / 2 ** 30,
+                   help="refuse files whose tiles need more memory than this, in GiB (default %(default)g)")
     _common(p, decoding=True)
     p.set_defaults(func=cmd_decompress)
 
@@ -140,7 +142,7 @@ def cmd_decompress(args) -> int:
     model = codec.load_model(f.model, args.checkpoint, args.device) if args.checkpoint else \
         codec.load_model(f.model, None, args.device)
     t0 = time.perf_counter()
-    image = codec.decode_image(f, model, args.input)
+    image = codec.decode_image(f, model, args.input, max_memory=int(args.max_memory * 2 ** 30))
     write_image(args.output, image)
     print(f"{args.input} -> {args.output}: {f.width}x{f.height}, {time.perf_counter() - t0:.2f} s")
     return 0
