@@ -150,7 +150,7 @@ def encode_image(model, image: np.ndarray, quality: float | None = None, tile: i
         tiles.append(container.Tile(y0, x0, ht, wt, out["checksums"][0], [s[0] for s in out["strings"]]))
     f = container.FlicFile(model=model.model_name, fingerprint=fp, height=h, width=w, tiles=tiles,
                            pad_multiple=model.pad_multiple, quality=math.nan if quality is None else float(quality),
-                           tile_h=th, tile_w=tw, overlap=ov)
+                           tile_h=th, tile_w=tw, overlap=ov, numeric_mode=model.coding_threads)
     return container.pack(f)
 
 
@@ -212,6 +212,7 @@ def decode_image(data, model, source: str = "input", max_memory: int = DEFAULT_D
         if not hasattr(model, "set_quality"):
             raise FastlicError(f"{source}: has a quality value but model {model.model_name!r} has a fixed rate")
         model.set_quality(f.quality)
+    model.coding_threads = f.numeric_mode  # reproduce the encoder's arithmetic (fastlic.determinism)
     if len(f.tiles) == 1:
         return tensor_to_image(_decode_tile(model, f.tiles[0], source))
     acc = np.zeros((f.height, f.width, 3), np.float64)

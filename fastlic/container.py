@@ -26,8 +26,9 @@ MAX_NAME = 64
 MIN_TILE = 64
 MAX_TILES = 1 << 16
 
-#: numeric modes: how the decoder must compute entropy parameters to reproduce the encoder
-NUMERIC_MODES = {0: "cpu-fp32-single-thread"}
+#: numeric modes: how the decoder must compute entropy parameters to reproduce the encoder. Mode k in 1..64:
+#: float32 on the CPU with exactly k intra-op threads (fastlic.determinism)
+NUMERIC_MODES = {k: f"cpu-fp32, {k} coding thread{'s' if k > 1 else ''}" for k in range(1, 65)}
 
 _FIXED = struct.Struct("<4sBBI")  # magic, version, flags, header length
 # fingerprint, H, W, channels, bit depth, pad multiple, quality, numeric mode, tile H, tile W, overlap,
@@ -83,7 +84,7 @@ class FlicFile:
     bit_depth: int = 8
     pad_multiple: int = 64
     quality: float = math.nan
-    numeric_mode: int = 0
+    numeric_mode: int = 2
     tile_h: int = 0
     tile_w: int = 0
     overlap: int = 0

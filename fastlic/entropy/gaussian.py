@@ -5,7 +5,8 @@
   Gaussian mass of its unit bin. Scale lower bound 0.11 and likelihood lower bound 1e-9 as in MLIC++ (Jiang et
   al., arXiv 2307.15421, §4). Training: additive uniform noise; evaluation: rounding around the mean.
   Coding: the symbol ``round(y - mu)`` is coded with a zero-mean Gaussian whose scale is snapped *up* to a table
-  of 64 scales log-spaced from 0.11 to 256 (the reference's table and index rule, so that indexes match it).
+  of scales log-spaced from 0.11 to 256 (the reference's index rule; 256 levels instead of its 64, see
+  :data:`SCALE_LEVELS`).
 * :class:`GaussianMixtureConditional` — a mixture of ``k`` Gaussians (Cheng, Sun, Takeuchi, Katto, "Learned
   image compression with discretized Gaussian mixture likelihoods and attention modules", CVPR 2020), used by
   eContextformer with k = 3. It cannot be tabulated, so it is coded with one probability row per symbol.
@@ -33,8 +34,13 @@ def standardized_cumulative(x: torch.Tensor) -> torch.Tensor:
     return 0.5 * torch.erfc(-_SQRT1_2 * x)
 
 
-def default_scale_table(minimum: float = 0.11, maximum: float = 256.0, levels: int = 64) -> torch.Tensor:
-    """Log-spaced scale table (float32), the MLIC++ / CompressAI default."""
+#: scales per coding table set; the reference uses 64 (a 13 % step, which cost up to 1.5 % of the rate on
+#: Kodak with the fixture weights); 256 steps of 3 % keep the coded size within ~0.3 % of the estimate
+SCALE_LEVELS = 256
+
+
+def default_scale_table(minimum: float = 0.11, maximum: float = 256.0, levels: int = SCALE_LEVELS) -> torch.Tensor:
+    """Log-spaced scale table (float32); ``levels=64`` is the MLIC++ / CompressAI table."""
     return torch.exp(torch.linspace(math.log(minimum), math.log(maximum), levels))
 
 

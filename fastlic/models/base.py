@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import determinism
 from ..entropy.bottleneck import EntropyBottleneck
 from ..entropy.gaussian import GaussianConditional
 
@@ -43,6 +44,12 @@ class CompressionModel(nn.Module):
     #: run the synthesis transform single-threaded too (see fastlic.determinism), so that the decoded pixels,
     #: not only the latents, are independent of the decoder's thread count
     deterministic_synthesis = True
+    #: intra-op threads of the deterministic path; recorded in the .flic header (numeric mode)
+    coding_threads = determinism.DEFAULT_CODING_THREADS
+
+    def deterministic(self, enabled: bool = True):
+        """Context manager for the entropy-parameter path (see :mod:`fastlic.determinism`)."""
+        return determinism.deterministic(enabled, self.coding_threads)
 
     def __init__(self):
         super().__init__()

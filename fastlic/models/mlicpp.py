@@ -24,7 +24,6 @@ import re
 import torch
 import torch.nn as nn
 
-from .. import determinism
 from ..contexts import checkerboard as ckbd
 from ..contexts.mlicpp import (ChannelContext, EntropyParameters, LatentResidualPrediction, LinearGlobalInterContext,
                                LinearGlobalIntraContext, LocalContext)
@@ -239,11 +238,11 @@ class MLICPlusPlus(CompressionModel):
         _, z_likelihoods = self.entropy_bottleneck(z)
         z_hat = self.entropy_bottleneck.quantize_ste(z) if self.training else \
             torch.round(z - self.entropy_bottleneck.medians()) + self.entropy_bottleneck.medians()
-        with determinism.deterministic(not self.training):
+        with self.deterministic(not self.training):
             hyper = self.h_s(z_hat)
             q = _ForwardQuantizer(y, self.gaussian_conditional, self.training, self.slice_ch)
             y_hat = self._slices(hyper, q)
-        with determinism.deterministic(not self.training and self.deterministic_synthesis):
+        with self.deterministic(not self.training and self.deterministic_synthesis):
             x_hat = self.g_s(y_hat)
         return {"x_hat": x_hat,
                 "likelihoods": {"y": torch.cat(q.likelihoods, dim=1), "z": z_likelihoods},
@@ -254,7 +253,7 @@ class MLICPlusPlus(CompressionModel):
         z = self.h_a(y)
         enc_z, enc_y = Encoder(), Encoder()
         z_hat = self.entropy_bottleneck.compress(z, enc_z)
-        with determinism.deterministic():
+        with self.deterministic():
             hyper = self.h_s(z_hat)
             y_hat = self._slices(hyper, _EncodeQuantizer(y, self.gaussian_conditional, enc_y, self.slice_ch))
         return [enc_y.finish(), enc_z.finish()], latent_checksum(y_hat)
@@ -265,11 +264,11 @@ class MLICPlusPlus(CompressionModel):
         dec_z = Decoder(z_string)
         z_hat = self.entropy_bottleneck.decompress(dec_z, (1, self.N, ph // 64, pw // 64))
         dec_y = Decoder(y_string)
-        with determinism.deterministic():
+        with self.deterministic():
             hyper = self.h_s(z_hat)
             y_hat = self._slices(hyper, _DecodeQuantizer(self.gaussian_conditional, dec_y))
         checksum = latent_checksum(y_hat)
-        with determinism.deterministic(self.deterministic_synthesis):
+        with self.deterministic(self.deterministic_synthesis):
             x_hat = self.g_s(y_hat)
         return x_hat, checksum
 
