@@ -84,7 +84,7 @@ class FlicFile:
     bit_depth: int = 8
     pad_multiple: int = 64
     quality: float = math.nan
-    numeric_mode: int = 2
+    numeric_mode: int = 1
     tile_h: int = 0
     tile_w: int = 0
     overlap: int = 0

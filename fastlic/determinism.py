@@ -27,9 +27,11 @@ import contextlib
 import torch
 
 
-#: intra-op threads of the deterministic path (2: both cores of a typical small machine; a 1-core decoder
-#: still reproduces the numbers, with the two threads sharing its core)
-DEFAULT_CODING_THREADS = 2
+#: intra-op threads of the deterministic path. 1 by default: on a loaded machine, a fixed team of OpenMP
+#: threads waits for its slowest member, and with the many small operations of the context models 2 threads
+#: were 2-10x *slower* than 1 under load (measured on the 2-core dev machine with 3 other jobs). Files may
+#: use more (``--coding-threads``); the decoder follows the header.
+DEFAULT_CODING_THREADS = 1
 MAX_CODING_THREADS = 64
 
 

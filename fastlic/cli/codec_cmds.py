@@ -35,6 +35,9 @@ def register(sub):
     p.add_argument("--tile-overlap", type=int, default=32, help="pixels shared by neighbouring tiles (default 32)")
     p.add_argument("--max-memory", type=float, default=codec.DEFAULT_MAX_MEMORY / 2 ** 30,
                    help="memory ceiling in GiB for one tile; larger images are tiled (default %(default)g)")
+    p.add_argument("--coding-threads", type=int, default=1,
+                   help="threads of the deterministic entropy-parameter path, recorded in the file; the decoder "
+                        "uses the same number (default 1)")
     _common(p)
     p.set_defaults(func=cmd_compress)
 
@@ -98,6 +101,9 @@ def cmd_compress(args) -> int:
     if to_dir and not out.is_dir():
         raise FastlicError(f"{out}: output directory does not exist")
     model = codec.load_model(args.model, args.checkpoint, args.device)
+    if not 1 <= args.coding_threads <= 64:
+        raise FastlicError("--coding-threads must be in 1..64")
+    model.coding_threads = args.coding_threads
     failures = []
     for f in _progress(files, len(files) > 1):
         target = out / (f.stem + ".flic") if to_dir else out
