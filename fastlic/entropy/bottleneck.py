@@ -130,12 +130,12 @@ class EntropyBottleneck(nn.Module):
         length = minima + maxima + 1
         kmax = int(length.max()) + 2
         # evaluate at median + k for k in [-minima - 1, maxima + 1]; the end bins are the tails
-        k = torch.arange(kmax, dtype=torch.float64)[None, :] - (minima[:, None] + 1).double()
+        k = torch.arange(kmax, dtype=torch.float64, device=q.device)[None, :] - (minima[:, None] + 1).double()
         samples = (medians[:, None] + k)[:, None, :]
         lower = self._logits_cumulative(samples - 0.5, stop_gradient=True).double()[:, 0, :]
         upper = self._logits_cumulative(samples + 0.5, stop_gradient=True).double()[:, 0, :]
         pmf = torch.sigmoid(upper) - torch.sigmoid(lower)
-        idx = torch.arange(kmax)[None, :]
+        idx = torch.arange(kmax, device=q.device)[None, :]
         last = (length + 1)[:, None]
         left_tail = torch.sigmoid(upper[:, :1])  # mass below the first regular bin
         right_tail = torch.sigmoid(-torch.gather(lower, 1, last))
@@ -143,13 +143,14 @@ class EntropyBottleneck(nn.Module):
         pmf = torch.where(idx == last, right_tail, pmf)
         pmf = torch.where(idx > last, torch.zeros_like(pmf), pmf).clamp(min=0)
         counts = np.zeros((self.channels, kmax), np.int64)
-        pmf_np = pmf.numpy()
+        pmf_np = pmf.cpu().numpy()
+        lengths = length.cpu()
         for c in range(self.channels):  # per channel: rows differ in length
-            n = int(length[c]) + 2
+            n = int(lengths[c]) + 2
             counts[c, :n] = quantize_pmf(pmf_np[c, :n])
         self._table_counts = torch.from_numpy(counts.astype(np.int32))
-        self._table_lengths = (length + 2).int()
-        self._table_offsets = (-minima - 1).int()
+        self._table_lengths = (length + 2).int().cpu()
+        self._table_offsets = (-minima - 1).int().cpu()
         self._tables = None
 
     @property
@@ -157,8 +158,8 @@ class EntropyBottleneck(nn.Module):
         if self._table_counts.numel() == 0:
             raise RuntimeError("EntropyBottleneck: call update() before coding")
         if self._tables is None:
-            self._tables = SymbolTables(self._table_counts.numpy(), self._table_lengths.numpy(),
-                                        self._table_offsets.numpy())
+            self._tables = SymbolTables(self._table_counts.cpu().numpy(), self._table_lengths.cpu().numpy(),
+                                        self._table_offsets.cpu().numpy())
         return self._tables
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
@@ -180,13 +181,13 @@ class EntropyBottleneck(nn.Module):
     def compress(self, z: torch.Tensor, encoder: Encoder) -> torch.Tensor:
         """Append z's symbols (channel-major per image) to ``encoder``; -> z_hat."""
         sym = self.symbols(z)
-        index = torch.arange(self.channels).view(1, -1, 1, 1).expand_as(sym)
-        encoder.encode(sym.numpy(), index.numpy(), self.tables)
+        index = torch.arange(self.channels, device=sym.device).view(1, -1, 1, 1).expand_as(sym)
+        encoder.encode(sym.cpu().numpy(), index.cpu().numpy(), self.tables)
         return self.dequantize(sym)
 
     def decompress(self, decoder: Decoder, shape: tuple[int, int, int, int]) -> torch.Tensor:
-        """Read symbols of a ``[B, C, h, w]`` z from ``decoder``; -> z_hat."""
+        """Read symbols of a ``[B, C, h, w]`` z from ``decoder``; -> z_hat (on the module's device)."""
         b, c, h, w = shape
         index = np.broadcast_to(np.arange(c).reshape(1, c, 1, 1), (b, c, h, w))
         sym = decoder.decode(index, self.tables).reshape(b, c, h, w)
-        return self.dequantize(torch.from_numpy(sym))
+        return self.dequantize(torch.from_numpy(sym).to(self.quantiles.device))

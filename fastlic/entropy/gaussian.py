@@ -116,7 +116,7 @@ class GaussianConditional(nn.Module):
     @torch.no_grad()
     def update(self) -> None:
         """Build the integer tables, one per entry of the scale table."""
-        pmf, lengths, offsets = _gaussian_table_pmf(self.scale_table.numpy(), self.tail_mass)
+        pmf, lengths, offsets = _gaussian_table_pmf(self.scale_table.cpu().numpy(), self.tail_mass)
         counts = np.zeros(pmf.shape, np.int64)
         for t in range(len(lengths)):
             counts[t, : lengths[t]] = quantize_pmf(pmf[t, : lengths[t]])
@@ -130,8 +130,8 @@ class GaussianConditional(nn.Module):
         if self._table_counts.numel() == 0:
             raise RuntimeError("GaussianConditional: call update() before coding")
         if self._tables is None:
-            self._tables = SymbolTables(self._table_counts.numpy(), self._table_lengths.numpy(),
-                                        self._table_offsets.numpy())
+            self._tables = SymbolTables(self._table_counts.cpu().numpy(), self._table_lengths.cpu().numpy(),
+                                        self._table_offsets.cpu().numpy())
         return self._tables
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
@@ -150,13 +150,13 @@ class GaussianConditional(nn.Module):
     def encode(self, encoder: Encoder, y: torch.Tensor, scales: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
         """Code ``round(y - means)`` as one chunk; -> the dequantized values ``symbol + mean``."""
         sym = torch.round(y - means)
-        encoder.encode(sym.long().numpy(), self.build_indexes(scales).numpy(), self.tables)
+        encoder.encode(sym.long().cpu().numpy(), self.build_indexes(scales).cpu().numpy(), self.tables)
         return sym + means
 
     def decode(self, decoder: Decoder, scales: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`encode` given the same scales and means."""
-        sym = decoder.decode(self.build_indexes(scales).numpy(), self.tables)
-        return torch.from_numpy(sym).to(means.dtype).reshape(means.shape) + means
+        sym = decoder.decode(self.build_indexes(scales).cpu().numpy(), self.tables)
+        return torch.from_numpy(sym).to(device=means.device, dtype=means.dtype).reshape(means.shape) + means
 
 
 class GaussianMixtureConditional(nn.Module):
