@@ -26,9 +26,9 @@ MAX_NAME = 64
 MIN_TILE = 64
 MAX_TILES = 1 << 16
 
-#: numeric modes: how the decoder must compute entropy parameters to reproduce the encoder. Mode k in 1..64:
+#: numeric modes: how the decoder must compute entropy parameters to reproduce the encoder. Mode k in 1..16:
 #: float32 on the CPU with exactly k intra-op threads (fastlic.determinism)
-NUMERIC_MODES = {k: f"cpu-fp32, {k} coding thread{'s' if k > 1 else ''}" for k in range(1, 65)}
+NUMERIC_MODES = {k: f"cpu-fp32, {k} coding thread{'s' if k > 1 else ''}" for k in range(1, 17)}
 
 _FIXED = struct.Struct("<4sBBI")  # magic, version, flags, header length
 # fingerprint, H, W, channels, bit depth, pad multiple, quality, numeric mode, tile H, tile W, overlap,

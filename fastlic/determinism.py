@@ -32,7 +32,7 @@ import torch
 #: were 2-10x *slower* than 1 under load (measured on the 2-core dev machine with 3 other jobs). Files may
 #: use more (``--coding-threads``); the decoder follows the header.
 DEFAULT_CODING_THREADS = 1
-MAX_CODING_THREADS = 64
+MAX_CODING_THREADS = 16
 
 
 @contextlib.contextmanager

@@ -101,8 +101,8 @@ def cmd_compress(args) -> int:
     if to_dir and not out.is_dir():
         raise FastlicError(f"{out}: output directory does not exist")
     model = codec.load_model(args.model, args.checkpoint, args.device)
-    if not 1 <= args.coding_threads <= 64:
-        raise FastlicError("--coding-threads must be in 1..64")
+    if not 1 <= args.coding_threads <= 16:
+        raise FastlicError("--coding-threads must be in 1..16")
     model.coding_threads = args.coding_threads
     failures = []
     for f in _progress(files, len(files) > 1):
