@@ -14,14 +14,6 @@ from fastlic.errors import DecodeDivergenceError, FastlicError, FormatError, Mod
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    torch.manual_seed(0)
-    m = fastlic.create_model("mlicpp-tiny").eval()
-    m.update()
-    return m
-
-
-@pytest.fixture(scope="module")
 def image():
     rng = np.random.default_rng(0)
     y, x = np.mgrid[0:150, 0:230]

@@ -19,11 +19,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .coder import Decoder, Encoder, SymbolTables, quantize_pmf
+from .coder import Decoder, Encoder, TableOwner, quantize_pmf
 from .ops import LowerBound, ste_round
 
 
-class EntropyBottleneck(nn.Module):
+class EntropyBottleneck(TableOwner, nn.Module):
     """Factorized density model with per-channel learned CDFs.
 
     Args:
@@ -58,12 +58,7 @@ class EntropyBottleneck(nn.Module):
         self.quantiles = nn.Parameter(torch.tensor([-self.init_scale, 0.0, self.init_scale]).repeat(channels, 1, 1))
         target = math.log(2 / self.tail_mass - 1)
         self.register_buffer("target", torch.tensor([-target, 0.0, target]), persistent=False)
-        # integer coding tables, built by update(); part of the state so that a decoder uses exactly the
-        # encoder's tables whatever machine it runs on
-        self.register_buffer("_table_counts", torch.zeros(0, dtype=torch.int32))
-        self.register_buffer("_table_lengths", torch.zeros(0, dtype=torch.int32))
-        self.register_buffer("_table_offsets", torch.zeros(0, dtype=torch.int32))
-        self._tables: SymbolTables | None = None
+        self._init_tables()  # built by update()
 
     # ----------------------------------------------------------------------------------- density
     def _logits_cumulative(self, inputs: torch.Tensor, stop_gradient: bool) -> torch.Tensor:
@@ -148,28 +143,7 @@ class EntropyBottleneck(nn.Module):
         for c in range(self.channels):  # per channel: rows differ in length
             n = int(lengths[c]) + 2
             counts[c, :n] = quantize_pmf(pmf_np[c, :n])
-        self._table_counts = torch.from_numpy(counts.astype(np.int32))
-        self._table_lengths = (length + 2).int().cpu()
-        self._table_offsets = (-minima - 1).int().cpu()
-        self._tables = None
-
-    @property
-    def tables(self) -> SymbolTables:
-        if self._table_counts.numel() == 0:
-            raise RuntimeError("EntropyBottleneck: call update() before coding")
-        if self._tables is None:
-            self._tables = SymbolTables(self._table_counts.cpu().numpy(), self._table_lengths.cpu().numpy(),
-                                        self._table_offsets.cpu().numpy())
-        return self._tables
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # table buffers change size with update(); resize ours so that loading never fails on shape
-        for name in ("_table_counts", "_table_lengths", "_table_offsets"):
-            key = prefix + name
-            if key in state_dict:
-                setattr(self, name, torch.empty_like(state_dict[key]))
-        self._tables = None
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._set_tables(counts, (length + 2).cpu().numpy(), (-minima - 1).cpu().numpy())
 
     def symbols(self, z: torch.Tensor) -> torch.Tensor:
         """Integer symbols round(z - median) (int64), shape of z."""

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .coder import Decoder, Encoder, SymbolTables, quantize_pmf
+from .coder import Decoder, Encoder, TableOwner, quantize_pmf
 from .ops import LowerBound
 
 _SQRT1_2 = 2 ** -0.5
@@ -63,15 +63,17 @@ def _gaussian_table_pmf(scales: np.ndarray, tail_mass: float):
     return pmf.numpy(), lengths, -(centers + 1)
 
 
-class GaussianConditional(nn.Module):
+class GaussianConditional(TableOwner, nn.Module):
     """Mean-scale Gaussian conditional (see module docstring).
 
     Args:
         scale_bound: lower bound applied to predicted scales.
         likelihood_bound: lower bound of returned likelihoods.
         tail_mass: mass outside each table's regular range (it goes to the escape bins).
-        scale_table: the coding scale table; defaults to 64 log-spaced scales in [0.11, 256].
+        scale_table: the coding scale table; defaults to :data:`SCALE_LEVELS` log-spaced scales in [0.11, 256].
     """
+
+    _EXTRA_RESIZABLE = ("scale_table",)
 
     def __init__(self, scale_bound: float = 0.11, likelihood_bound: float = 1e-9, tail_mass: float = 1e-9,
                  scale_table: torch.Tensor | None = None):
@@ -82,10 +84,7 @@ class GaussianConditional(nn.Module):
         self.tail_mass = float(tail_mass)
         table = default_scale_table() if scale_table is None else torch.as_tensor(scale_table, dtype=torch.float32)
         self.register_buffer("scale_table", table.clone())
-        self.register_buffer("_table_counts", torch.zeros(0, dtype=torch.int32))
-        self.register_buffer("_table_lengths", torch.zeros(0, dtype=torch.int32))
-        self.register_buffer("_table_offsets", torch.zeros(0, dtype=torch.int32))
-        self._tables: SymbolTables | None = None
+        self._init_tables()  # built by update()
 
     # ----------------------------------------------------------------------------------- likelihoods
     def likelihood(self, values: torch.Tensor, scales: torch.Tensor, means: torch.Tensor | None = None):
@@ -120,27 +119,7 @@ class GaussianConditional(nn.Module):
         counts = np.zeros(pmf.shape, np.int64)
         for t in range(len(lengths)):
             counts[t, : lengths[t]] = quantize_pmf(pmf[t, : lengths[t]])
-        self._table_counts = torch.from_numpy(counts.astype(np.int32))
-        self._table_lengths = torch.from_numpy(lengths.astype(np.int32))
-        self._table_offsets = torch.from_numpy(offsets.astype(np.int32))
-        self._tables = None
-
-    @property
-    def tables(self) -> SymbolTables:
-        if self._table_counts.numel() == 0:
-            raise RuntimeError("GaussianConditional: call update() before coding")
-        if self._tables is None:
-            self._tables = SymbolTables(self._table_counts.cpu().numpy(), self._table_lengths.cpu().numpy(),
-                                        self._table_offsets.cpu().numpy())
-        return self._tables
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        for name in ("_table_counts", "_table_lengths", "_table_offsets", "scale_table"):
-            key = prefix + name
-            if key in state_dict:
-                setattr(self, name, torch.empty_like(state_dict[key]))
-        self._tables = None
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._set_tables(counts, lengths, offsets)
 
     def build_indexes(self, scales: torch.Tensor) -> torch.Tensor:
         """Table index per scale: the smallest table entry >= max(scale, bound) (the reference's rule)."""

@@ -5,14 +5,6 @@ import fastlic
 from fastlic.models.mlicpp import MLICPlusPlus
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    torch.manual_seed(0)
-    m = fastlic.create_model("mlicpp-tiny").eval()
-    m.update()
-    return m
-
-
 def test_registry():
     names = fastlic.list_models()
     assert {"mlicpp", "mlicpp-2023", "mlicpp-small", "mlicpp-tiny"} <= set(names)
