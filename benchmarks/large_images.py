@@ -32,7 +32,6 @@ def _child(a):
 
     import fastlic
     from fastlic import codec
-    from fastlic.io import read_image
 
     torch.set_num_threads(a.threads)
     if a.checkpoint:

@@ -1,4 +1,3 @@
-import numpy as np
 import torch
 
 from fastlic.entropy.coder import Decoder, Encoder
