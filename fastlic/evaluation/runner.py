@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import read_image
 from . import memory
 from .base import Codec, EvaluationError
 from .metrics import MS_SSIM_MIN_SIDE, bpp, ms_ssim, psnr
@@ -46,17 +47,6 @@ def find_images(data_dir, limit: int | None = None) -> list[Path]:
             raise EvaluationError(f"--limit must be at least 1, got {limit}")
         images = images[:limit]
     return images
-
-
-def read_image(path) -> np.ndarray:
-    """An image file as a uint8 H x W x 3 RGB array."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as exc:
-        raise EvaluationError(f"{path}: cannot read image ({exc.__class__.__name__})") from None
 
 
 def _finite(x):

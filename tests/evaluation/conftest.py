@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-try:
-    from fastlic.testing import require_shared
-except ImportError:  # before the lead's fastlic/testing.py is merged into this branch
-    def require_shared(*parts) -> Path:
-        root = Path(os.environ.get("FASTLIC_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
-        p = root.resolve().joinpath(*parts)
-        if not p.exists():
-            pytest.skip(f"shared input {p} not available (set FASTLIC_SHARED)")
-        return p
+from fastlic.testing import require_shared
 
 
 @pytest.fixture(scope="session")
