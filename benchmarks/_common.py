@@ -51,6 +51,8 @@ def machine(device: str = "cpu", threads: int | None = None) -> dict:
         pass
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
+    # the CPU is shared with other jobs: the load average tells how much of it a measurement had
+    info["load_average_1_5_15"] = list(os.getloadavg())
     info["summary"] = (f"{os.cpu_count()}-core CPU ({cpu}), {platform.machine()}, torch {torch.__version__}"
                        + (f", {info['gpu']}" if "gpu" in info else "")
                        + (f", {threads} torch threads" if threads else ""))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -47,34 +48,35 @@ def child(args) -> dict:
     decode_image(encode_image(model, warm), model)
     repeat = args.repeat if small else 1
     cuda = args.device.startswith("cuda")
-    enc_t, dec_t, enc_m, dec_m = [], [], [], []
-    for _ in range(repeat):
+
+    def measure(fn, *a):
+        """(result, seconds, peak MiB) of one call."""
         if cuda:
             torch.cuda.reset_peak_memory_stats()
             base = torch.cuda.memory_allocated()
         with PeakMemory() as pm:
             C.sync(args.device)
             t0 = time.perf_counter()
-            data = encode_image(model, img)
+            out = fn(*a)
             C.sync(args.device)
-            enc_t.append(time.perf_counter() - t0)
-        enc_m.append((torch.cuda.max_memory_allocated() - base) / 2**20 if cuda else pm.mib)
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        with PeakMemory() as pm:
-            C.sync(args.device)
-            t0 = time.perf_counter()
-            rec = decode_image(data, model)
-            C.sync(args.device)
-            dec_t.append(time.perf_counter() - t0)
-        dec_m.append((torch.cuda.max_memory_allocated() - base) / 2**20 if cuda else pm.mib)
+            t = time.perf_counter() - t0
+        return out, t, (torch.cuda.max_memory_allocated() - base) / 2**20 if cuda else pm.mib
+
+    enc_t, dec_t, enc_m, dec_m = [], [], [], []
+    for _ in range(repeat):
+        data, t, mem = measure(encode_image, model, img)
+        enc_t.append(t)
+        enc_m.append(mem)
+        rec, t, mem = measure(decode_image, data, model)
+        dec_t.append(t)
+        dec_m.append(mem)
     assert rec.shape == img.shape
     return {"model": args.model, "size": C.size_label(h, w), "height": h, "width": w, "pixels": h * w,
             "encode_s": statistics.median(enc_t), "decode_s": statistics.median(dec_t),
             "encode_peak_mib": max(enc_m), "decode_peak_mib": max(dec_m), "bytes": len(data),
             "bpp": 8 * len(data) / (h * w), "repeat": repeat, "encode_all_s": enc_t, "decode_all_s": dec_t,
             "memory_method": "cuda max_memory_allocated" if cuda else METHOD,
-            "resident_after_mib": _status_kib("VmRSS") / 1024}
+            "resident_after_mib": _status_kib("VmRSS") / 1024, "load_average_1min": os.getloadavg()[0]}
 
 
 def available_mib() -> float:
@@ -147,19 +149,21 @@ def run_model(args, model: str) -> dict:
 
 
 def markdown(data: dict) -> str:
-    out = [f"# Encode/decode time and memory vs image size ({data['machine']['device']})\n",
-           f"Machine: {data['machine']['summary']}. Command: `{data['command']}`.\n",
+    out = [f"# Encode/decode time and memory vs image size ({data['machine']['device']})\n\n",
+           f"Machine: {data['machine']['summary']}. Weights: {data['weights']}. Command: `{data['command']}`.\n\n",
            "Times are the median of the runs; peak memory is the growth of the process's resident set during "
-           "the call (`rss-hwm`) or CUDA's peak allocation. Exponent b fits time or memory ~ pixels^b.\n"]
+           "the call (`rss-hwm`) or CUDA's peak allocation. Exponent b fits time or memory ~ pixels^b. "
+           "load = the machine's 1-minute load average after the point (the CPU is shared; above the core "
+           "count, other jobs took part of it and times are inflated).\n\n"]
     rows = []
     for m in data["models"]:
         for p in m["points"]:
             rows.append([m["model"], p["size"], p["pixels"], p["encode_s"], p["decode_s"], p["encode_peak_mib"],
-                         p["decode_peak_mib"], p["bpp"]])
+                         p["decode_peak_mib"], p["bpp"], p["load_average_1min"]])
         for s in m["skipped"]:
-            rows.append([m["model"], s["size"], None, None, None, None, None, f"skipped: {s['reason']}"])
+            rows.append([m["model"], s["size"], None, None, None, None, None, f"skipped: {s['reason']}", None])
     out.append(C.md_table(["model", "size (WxH)", "pixels", "encode s", "decode s", "encode peak MiB",
-                           "decode peak MiB", "bpp"], rows))
+                           "decode peak MiB", "bpp", "load"], rows))
     rows = []
     for m in data["models"]:
         e = m["exponents"]
