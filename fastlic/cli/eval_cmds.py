@@ -58,6 +58,7 @@ def register(sub):
                    help="published curve drawn dashed (repeatable; a folder adds every *.json in it)")
     p.add_argument("-o", "--output", required=True, metavar="PNG")
     p.add_argument("--title", default="Rate-distortion")
+    p.add_argument("--max-bpp", type=float, help="draw points up to this rate only")
     p.set_defaults(func=cmd_plot)
 
 
@@ -142,6 +143,7 @@ def cmd_plot(args):
         else:
             anchor_files.append(p)
     out = plot_rd([load_results(f) for f in args.results], args.output,
-                  anchors=[load_results(f) for f in anchor_files], title=args.title)
+                  anchors=[load_results(f) for f in anchor_files], title=args.title,
+                  max_bpp=args.max_bpp)
     print(f"wrote {out}")
     return 0

@@ -13,8 +13,9 @@ from .results import curve
 
 
 def plot_rd(curves: list[dict], out, *, anchors: list[dict] = (), title: str = "Rate-distortion",
-            dpi: int = 150) -> Path:
-    """Draw ``curves`` (solid) and ``anchors`` (dashed) into the PNG/PDF/SVG file ``out``; returns its path."""
+            max_bpp: float | None = None, dpi: int = 150) -> Path:
+    """Draw ``curves`` (solid) and ``anchors`` (dashed, "(published)" in the legend) into the PNG/PDF/SVG file
+    ``out``, optionally only up to ``max_bpp``; returns its path."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -23,24 +24,28 @@ def plot_rd(curves: list[dict], out, *, anchors: list[dict] = (), title: str = "
     if not curves and not anchors:
         raise EvaluationError("nothing to plot: give at least one results file")
     out = Path(out)
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
+    fig, axes = plt.subplots(1, 2, figsize=(14, 6))
+    # one colour per curve, the same in both panels (20 distinct colours before any repeats)
+    palette = plt.get_cmap("tab20").colors
+    colours = [palette[(2 * i) % 20 + (2 * i) // 20 % 2] for i in range(len(curves) + len(anchors))]
     panels = (("psnr-rgb", "PSNR-RGB (dB)"), ("ms-ssim-rgb", "MS-SSIM-RGB (dB), -10 log10(1 - MS-SSIM)"))
     for ax, (metric, label) in zip(axes, panels):
         drawn = 0
-        for style, group in (("-", curves), ("--", anchors)):
-            for data in group:
+        for style, group, offset in (("-", curves, 0), ("--", anchors, len(curves))):
+            for k, data in enumerate(group):
                 if metric not in data["results"]:
                     continue
                 x, y = curve(data, metric)
                 if not x:
                     continue
-                pts = sorted(zip(x, y))
+                pts = sorted(p for p in zip(x, y) if max_bpp is None or p[0] <= max_bpp)
                 xs = [p[0] for p in pts]
                 ys = [p[1] for p in pts]
                 if metric == "ms-ssim-rgb":
                     ys = list(ms_ssim_db(ys))
+                name = data.get("name", "?") + (" (published)" if style == "--" else "")
                 ax.plot(xs, ys, style, marker="o" if style == "-" else ".", markersize=4, linewidth=1.4,
-                        label=data.get("name", "?"))
+                        color=colours[offset + k], label=name)
                 drawn += 1
         ax.set_xlabel("Rate (bits per pixel, bpp)")
         ax.set_ylabel(label)
