@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 KODAK=${1:-${FASTLIC_SHARED:-../shared}/data/kodak}
-for codec in jpeg webp avif jxl jpeg2000; do
+for codec in ${CODECS:-jpeg webp avif jxl jpeg2000}; do
     fastlic eval --codec "$codec" --data "$KODAK" -o "results/kodak/$codec.json" --workers 1 --no-progress
 done
 # external encoders: used when on PATH, otherwise skipped with the reason
