@@ -144,10 +144,12 @@ def evaluate(codec: Codec, images: list[Path], *, workers: int = 1, threads: int
     with tempfile.TemporaryDirectory(prefix="fastlic-eval-") as tmp:
         file_dir = Path(keep_files) if keep_files else Path(tmp)
         file_dir.mkdir(parents=True, exist_ok=True)
+        # set up (load weights) before the progress bar, so a bad model or checkpoint fails at once with its
+        # own message; worker processes set up again (models are never pickled)
+        _init_worker(codec, threads, file_dir)
         t_start = time.perf_counter()
         with _progress(len(tasks), progress, codec.name) as bar:
             if workers == 1:
-                _init_worker(codec, threads, file_dir)
                 for p, q in tasks:
                     records.append(_work(p, q))
                     bar.update()
