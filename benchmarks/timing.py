@@ -2,9 +2,10 @@
 exponents of time and memory against the pixel count (MLIC++ claims linear complexity, exponent 1).
 
 Each (model, size) point runs in a fresh process, so its memory peak is its own: the model is built (random
-weights unless ``--checkpoint``), one warm-up encode/decode runs (at the measured size up to 1024 x 1024, else
+weights unless ``--checkpoint``), one warm-up encode/decode runs (at the measured size up to 512 x 512, else
 at 128 x 128), then :func:`fastlic.codec.encode_image` and :func:`fastlic.codec.decode_image` are timed
-``--repeat`` times up to 1024 x 1024 and once above (the median is reported). Peak memory is the growth of the process's resident set during the call
+``--repeat`` times up to 512 x 512 and once above (the median is reported). Peak memory is the process's
+resident-set peak during the call above its size once the model and the input image are loaded
 (:mod:`fastlic.evaluation.memory`, ``rss-hwm``), or ``torch.cuda.max_memory_allocated`` on a GPU. A size is
 skipped, with the reason recorded, when the previous size predicts (linearly in pixels, x1.3) more time than
 ``--budget`` seconds for encode + decode or more memory than the machine has available, or when the child
@@ -28,7 +29,7 @@ import _common as C
 
 DEFAULT_SIZES = ["256", "512", "1024", "2048", "3840x2160"]
 #: up to this many pixels a point is warmed up at its own size and repeated --repeat times (median)
-SMALL = 1024 * 1024
+SMALL = 512 * 512
 
 
 def child(args) -> dict:
@@ -36,11 +37,12 @@ def child(args) -> dict:
 
     torch.set_num_threads(args.threads)
     from fastlic.codec import decode_image, encode_image
-    from fastlic.evaluation.memory import METHOD, PeakMemory, _status_kib
+    from fastlic.evaluation.memory import METHOD, PeakMemory, resident_mib
 
     h, w = C.parse_size(args.size)
     model = C.make_model(args.model, args.checkpoint, args.device)
     img = C.test_image(h, w, args.image)
+    baseline = resident_mib()  # model and input image loaded, nothing coded yet
     small = h * w <= SMALL
     # first calls pay one-off costs (kernel selection per shape, allocator growth): warm up at the measured size
     # where that is cheap, else on a small image
@@ -54,7 +56,7 @@ def child(args) -> dict:
         if cuda:
             torch.cuda.reset_peak_memory_stats()
             base = torch.cuda.memory_allocated()
-        with PeakMemory() as pm:
+        with PeakMemory(baseline) as pm:
             C.sync(args.device)
             t0 = time.perf_counter()
             out = fn(*a)
@@ -76,7 +78,8 @@ def child(args) -> dict:
             "encode_peak_mib": max(enc_m), "decode_peak_mib": max(dec_m), "bytes": len(data),
             "bpp": 8 * len(data) / (h * w), "repeat": repeat, "encode_all_s": enc_t, "decode_all_s": dec_t,
             "memory_method": "cuda max_memory_allocated" if cuda else METHOD,
-            "resident_after_mib": _status_kib("VmRSS") / 1024, "load_average_1min": os.getloadavg()[0]}
+            "resident_before_mib": baseline, "resident_after_mib": resident_mib(),
+            "load_average_1min": os.getloadavg()[0]}
 
 
 def available_mib() -> float:
@@ -151,8 +154,8 @@ def run_model(args, model: str) -> dict:
 def markdown(data: dict) -> str:
     out = [f"# Encode/decode time and memory vs image size ({data['machine']['device']})\n\n",
            f"Machine: {data['machine']['summary']}. Weights: {data['weights']}. Command: `{data['command']}`.\n\n",
-           "Times are the median of the runs; peak memory is the growth of the process's resident set during "
-           "the call (`rss-hwm`) or CUDA's peak allocation. Exponent b fits time or memory ~ pixels^b. "
+           "Times are the median of the runs; peak memory is the process's resident-set peak during the call "
+           "above its size with the model and input image loaded (`rss-hwm`), or CUDA's peak allocation. Exponent b fits time or memory ~ pixels^b. "
            "load = the machine's 1-minute load average after the point (the CPU is shared; above the core "
            "count, other jobs took part of it and times are inflated).\n\n"]
     rows = []
@@ -181,7 +184,7 @@ def main():
     p.add_argument("--sizes", nargs="+", default=DEFAULT_SIZES, help="512 or WIDTHxHEIGHT")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--repeat", type=int, default=3, help="runs per size up to 1024x1024 (median); 1 above")
+    p.add_argument("--repeat", type=int, default=3, help="runs per size up to 512x512 (median); 1 above")
     p.add_argument("--budget", type=float, default=600.0, help="seconds allowed for encode+decode of one size")
     p.add_argument("--checkpoint", help="weights (one model only); default random weights")
     p.add_argument("--image", help="source image tiled to each size (default Kodak kodim23)")

@@ -2,7 +2,7 @@
 
 Method (recorded in every results file as ``memory_method``):
 
-* ``rss-hwm`` (Linux): the kernel's resident-set high-water mark ``VmHWM`` is reset by writing ``5`` to
+* ``rss-hwm`` (Linux): memory glibc keeps after ``free`` is returned first (``malloc_trim``), then the kernel's resident-set high-water mark ``VmHWM`` is reset by writing ``5`` to
   ``/proc/self/clear_refs``, the block runs, and the peak is ``VmHWM - VmRSS(before)``: the extra resident
   memory of the whole process (Python, NumPy, PyTorch's allocator and C libraries such as libavif alike).
   Memory already resident before the block (e.g. model weights) is not counted.
@@ -38,17 +38,44 @@ def _rss_hwm_works() -> bool:
 METHOD = "rss-hwm" if _rss_hwm_works() else "tracemalloc"
 
 
-class PeakMemory:
-    """Context manager; after the block ``.mib`` is the peak extra memory in MiB (see module docstring)."""
+def _trim():
+    """Give memory that glibc's allocator keeps after ``free`` back to the system, so that the next block's
+    peak is measured from what is really in use (else a second identical call can read ~0)."""
+    try:
+        import ctypes
 
-    def __init__(self):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def resident_mib() -> float:
+    """The process's resident set now, in MiB (0 where /proc is unavailable)."""
+    try:
+        return _status_kib("VmRSS") / 1024.0
+    except OSError:
+        return 0.0
+
+
+class PeakMemory:
+    """Context manager; after the block ``.mib`` is the peak extra memory in MiB (see module docstring).
+
+    ``baseline_mib``: measure the peak above this resident size (e.g. taken right after loading a model)
+    instead of above the resident size at entry. After a warm-up run the allocator keeps freed blocks, so
+    the growth during a second identical call can read ~0; the peak above a baseline taken before the
+    warm-up is the memory the call needs.
+    """
+
+    def __init__(self, baseline_mib: float | None = None):
         self.mib = 0.0
+        self.baseline_mib = baseline_mib
 
     def __enter__(self):
         if METHOD == "rss-hwm":
+            _trim()
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")
-            self._before = _status_kib("VmRSS")
+            self._before = _status_kib("VmRSS") if self.baseline_mib is None else self.baseline_mib * 1024
         else:
             import tracemalloc
 
