@@ -2,8 +2,9 @@
 
 Method (recorded in every results file as ``memory_method``):
 
-* ``rss-hwm`` (Linux): memory glibc keeps after ``free`` is returned first (``malloc_trim``), then the kernel's resident-set high-water mark ``VmHWM`` is reset by writing ``5`` to
-  ``/proc/self/clear_refs``, the block runs, and the peak is ``VmHWM - VmRSS(before)``: the extra resident
+* ``rss-hwm`` (Linux): memory that glibc keeps after ``free`` is returned first (``malloc_trim``), then the
+  kernel's resident-set high-water mark ``VmHWM`` is reset by writing ``5`` to ``/proc/self/clear_refs``, the
+  block runs, and the peak is ``VmHWM - VmRSS(before)``: the extra resident
   memory of the whole process (Python, NumPy, PyTorch's allocator and C libraries such as libavif alike).
   Memory already resident before the block (e.g. model weights) is not counted.
 * ``tracemalloc`` (elsewhere): the peak of Python-traced allocations during the block; NumPy buffers are traced,
