@@ -25,7 +25,7 @@ def register(sub):
                        description="Code every image of --data at every quality point into a real file, decode it, "
                                    "and write bpp, PSNR, MS-SSIM, times and peak memory (CompressAI JSON shape).")
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--model", help="registry name of a learned model (see `fastlic list`)")
+    what.add_argument("--model", help="registry name of a learned model (see `fastlic models`)")
     what.add_argument("--codec", help="classic codec: jpeg, webp, avif, jxl, jpeg2000, vtm, bpg")
     p.add_argument("--checkpoint", action="append", metavar="P",
                    help="weights of --model; repeat for several rate points")
