@@ -2,5 +2,6 @@
 
 from .base import CompressionModel
 from .mlicpp import MLICPlusPlus
+from .econtextformer import EContextformer
 
-__all__ = ["CompressionModel", "MLICPlusPlus"]
+__all__ = ["CompressionModel", "MLICPlusPlus", "EContextformer"]
