@@ -121,18 +121,28 @@ class EntropyParameters(nn.Module):
 class _ForwardQuantizer:
     """Rounding (evaluation) or noise/STE (training) of each group; records its likelihoods."""
 
-    def __init__(self, y_groups, gmm: GaussianMixtureConditional, training: bool, context_input: str = "ste"):
-        self.y, self.gmm, self.training, self.context_input = y_groups, gmm, training, context_input
+    def __init__(self, y_groups, gmm: GaussianMixtureConditional, training: bool, context_input: str = "ste",
+                 ste: bool = False):
+        self.y, self.gmm, self.training, self.context_input, self.ste = y_groups, gmm, training, context_input, ste
         self.likelihoods = []
+        # one noise sample per group, shared by its likelihood and (context_input="noise") its consumers
+        self.noisy = [y + torch.empty_like(y).uniform_(-0.5, 0.5) for y in y_groups] if training else None
+
+    def context(self, g):
+        """Group g's values as the transformer input of the parallel pass (the values this quantizer codes)."""
+        y = self.y[g]
+        if self.training and self.context_input == "noise":
+            return self.noisy[g]
+        return ste_round(y) if (self.training or self.ste) else torch.round(y)
 
     def __call__(self, g, weights, means, scales):
         y = self.y[g]
         if self.training:
-            noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
+            noisy = self.noisy[g]
             lik = self.gmm.likelihood(noisy, weights, means, scales)
             out = noisy if self.context_input == "noise" else ste_round(y)
         else:
-            out = torch.round(y)
+            out = ste_round(y) if self.ste else torch.round(y)
             lik = self.gmm.likelihood(out, weights, means, scales)
         self.likelihoods.append(self.gmm.likelihood_lower_bound(lik))
         return out
@@ -268,53 +278,68 @@ class EContextformer(CompressionModel):
         return self.merge_groups(done)
 
     # ------------------------------------------------------------------------------ API on padded input
-    def _hyper(self, z_hat):
-        return self.h_s(z_hat)
-
     def _forward(self, x):
         y = self.g_a(x)
-        z = self.h_a(y)
-        _, z_likelihoods = self.entropy_bottleneck(z)
-        medians = self.entropy_bottleneck.medians()
-        z_hat = self.entropy_bottleneck.quantize_ste(z) if self.training else torch.round(z - medians) + medians
-        groups = self.split_groups(y)
-        q = _ForwardQuantizer(groups, self.gmm, self.training, self.context_input)
-        if self.training:
-            q.context = lambda g: ste_round(groups[g]) if self.context_input == "ste" else \
-                groups[g] + torch.empty_like(groups[g]).uniform_(-0.5, 0.5)
-            y_hat = self._parallel(self._hyper(z_hat), q)
+        return self._from_latents(y, self.h_a(y), "train" if self.training else "eval")
+
+    def _from_latents(self, y, z, mode: str) -> dict:
+        """Reconstruction and likelihoods from unquantized latents. ``mode``: ``"train"`` (noise likelihoods,
+        one parallel pass), ``"eval"`` (rounding, the coding driver) or ``"ste"`` (rounding with
+        straight-through gradients in one parallel pass: the differentiable objective of oRDO)."""
+        eb = self.entropy_bottleneck
+        if mode == "train":
+            _, z_likelihoods = eb(z, training=True)
+            z_hat = eb.quantize_ste(z)
         else:
+            z_hat = eb.quantize_ste(z)  # == round(z - median) + median in value
+            values = z_hat.transpose(0, 1).reshape(eb.channels, 1, -1)
+            z_likelihoods = eb.likelihood_lower_bound(eb._likelihood(values)[0])
+            z_likelihoods = z_likelihoods.reshape(z.size(1), z.size(0), *z.shape[2:]).transpose(0, 1)
+        groups = self.split_groups(y)
+        q = _ForwardQuantizer(groups, self.gmm, mode == "train", self.context_input, ste=(mode == "ste"))
+        if mode == "eval":
             with determinism.deterministic():
-                y_hat = self._groups(self._hyper(z_hat), q)
-        x_hat = self.g_s(y_hat)
-        return {"x_hat": x_hat, "likelihoods": {"y": torch.cat(q.likelihoods, dim=1), "z": z_likelihoods},
+                y_hat = self._groups(self.h_s(z_hat), q)
+        else:
+            y_hat = self._parallel(self.h_s(z_hat), q)
+        return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": torch.cat(q.likelihoods, dim=1), "z": z_likelihoods},
                 "y_hat": y_hat}
 
-    def _compress(self, x, **opts):
-        if opts.get("ordo"):
-            from ..ordo import ordo_latents
-            y, z = ordo_latents(self, x, **{k: v for k, v in opts.items() if k != "ordo"})
-        else:
-            if opts:
-                raise TypeError(f"unknown compress options: {sorted(opts)}")
-            y = self.g_a(x)
-            z = self.h_a(y)
-        return self._compress_latents(y, z)
+    def rd_loss(self, x, y, z, lmbda: float) -> torch.Tensor:
+        """bpp + λ·255²·MSE of latents (y, z) with straight-through rounding (for :mod:`fastlic.ordo`)."""
+        out = self._from_latents(y, z, "ste")
+        n = x.shape[0] * x.shape[-2] * x.shape[-1]
+        return self.bpp(out["likelihoods"], n) + lmbda * 255 ** 2 * torch.mean((out["x_hat"] - x) ** 2)
 
-    def _compress_latents(self, y, z):
+    def _compress(self, x, ordo: bool = False, **ordo_opts):
+        """``ordo=True`` (with ``lmbda=`` and optionally ``alpha0``, ``gamma``, ``min_step``, ``optimizer``)
+        refines the latents by online RDO (:mod:`fastlic.ordo`) before coding."""
+        if ordo:
+            from ..ordo import ordo_encode
+            if "lmbda" not in ordo_opts:
+                raise TypeError("oRDO needs lmbda=")
+            streams, y_hat, self.last_ordo_info = ordo_encode(self, x, **ordo_opts)
+        else:
+            if ordo_opts:
+                raise TypeError(f"unknown compress options {sorted(ordo_opts)} (they need ordo=True)")
+            y = self.g_a(x)
+            streams, y_hat = self._encode_latents(y, self.h_a(y))
+        return streams, latent_checksum(y_hat)
+
+    def _encode_latents(self, y, z):
         enc_z, enc_y = Encoder(), Encoder()
         z_hat = self.entropy_bottleneck.compress(z, enc_z)
         with determinism.deterministic():
             q = _EncodeQuantizer(self.split_groups(y), self.gmm, enc_y)
-            y_hat = self._groups(self._hyper(z_hat), q)
-        return [enc_y.finish(), enc_z.finish()], latent_checksum(y_hat)
+            y_hat = self._groups(self.h_s(z_hat), q)
+        return [enc_y.finish(), enc_z.finish()], y_hat
 
     def _decompress(self, strings, padded_hw):
         y_string, z_string = strings
         ph, pw = padded_hw
         z_hat = self.entropy_bottleneck.decompress(Decoder(z_string), (1, self.N, ph // 64, pw // 64))
         with determinism.deterministic():
-            y_hat = self._groups(self._hyper(z_hat), _DecodeQuantizer(self.gmm, Decoder(y_string)))
+            y_hat = self._groups(self.h_s(z_hat), _DecodeQuantizer(self.gmm, Decoder(y_string)))
         return self.g_s(y_hat), latent_checksum(y_hat)
 
 
