@@ -226,7 +226,7 @@ class GaussianMixtureConditional(nn.Module):
 
     def encode(self, encoder: Encoder, y, weights, means, scales, component_dim: int = 1) -> torch.Tensor:
         """Code ``round(y)``; -> the quantized values. Run inside :func:`fastlic.determinism.deterministic`."""
-        q = torch.round(y)
+        q = torch.round(y) + 0.0  # + 0.0 turns -0.0 into 0.0, the value the decoder returns
         flat = q.reshape(-1).long()
         for start, stop, center, rows, offset in self._chunks(weights, means, scales, component_dim):
             encoder.encode_rows((flat[start:stop] - center).numpy(), rows, offset)

@@ -3,5 +3,6 @@
 from .base import CompressionModel
 from .mlicpp import MLICPlusPlus
 from .econtextformer import EContextformer
+from .contextformer import Contextformer
 
-__all__ = ["CompressionModel", "MLICPlusPlus", "EContextformer"]
+__all__ = ["CompressionModel", "MLICPlusPlus", "EContextformer", "Contextformer"]
