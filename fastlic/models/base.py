@@ -40,6 +40,9 @@ class CompressionModel(nn.Module):
 
     pad_multiple = 64
     model_name = "unnamed"
+    #: run the synthesis transform single-threaded too (see fastlic.determinism), so that the decoded pixels,
+    #: not only the latents, are independent of the decoder's thread count
+    deterministic_synthesis = True
 
     def __init__(self):
         super().__init__()
@@ -102,6 +105,7 @@ class CompressionModel(nn.Module):
 
     def update(self, force: bool = True) -> bool:
         """(Re)build every integer coding table from the current weights."""
+        self._flic_fingerprint = None
         for m in self.modules():
             if isinstance(m, (EntropyBottleneck, GaussianConditional)) or hasattr(m, "update_tables"):
                 if hasattr(m, "update_tables"):

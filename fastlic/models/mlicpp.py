@@ -243,7 +243,8 @@ class MLICPlusPlus(CompressionModel):
             hyper = self.h_s(z_hat)
             q = _ForwardQuantizer(y, self.gaussian_conditional, self.training, self.slice_ch)
             y_hat = self._slices(hyper, q)
-        x_hat = self.g_s(y_hat)
+        with determinism.deterministic(not self.training and self.deterministic_synthesis):
+            x_hat = self.g_s(y_hat)
         return {"x_hat": x_hat,
                 "likelihoods": {"y": torch.cat(q.likelihoods, dim=1), "z": z_likelihoods},
                 "y_hat": y_hat}
@@ -268,7 +269,9 @@ class MLICPlusPlus(CompressionModel):
             hyper = self.h_s(z_hat)
             y_hat = self._slices(hyper, _DecodeQuantizer(self.gaussian_conditional, dec_y))
         checksum = latent_checksum(y_hat)
-        return self.g_s(y_hat), checksum
+        with determinism.deterministic(self.deterministic_synthesis):
+            x_hat = self.g_s(y_hat)
+        return x_hat, checksum
 
     # ------------------------------------------------------------------------------ reference checkpoints
     @classmethod

@@ -1,0 +1,36 @@
+"""``fastlic convert-checkpoint`` and ``fastlic models``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..checkpoint import convert_reference_checkpoint
+from ..errors import FastlicError
+from ..registry import describe_model, list_models
+
+
+def register(sub):
+    p = sub.add_parser("convert-checkpoint", help="convert an official MLIC++ checkpoint to fastlic's format")
+    p.add_argument("input", metavar="REF.pth.tar")
+    p.add_argument("-o", "--output", required=True, metavar="model.pt")
+    p.add_argument("--variant", choices=["current", "2023"], default="current",
+                   help="'current' (2024 release) or '2023' (the 2023-09 checkpoints)")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("models", help="list the registered models")
+    p.set_defaults(func=cmd_models)
+
+
+def cmd_convert(args) -> int:
+    out = Path(args.output)
+    if not out.parent.is_dir():
+        raise FastlicError(f"{out}: output directory {out.parent} does not exist")
+    convert_reference_checkpoint(args.input, out, args.variant)
+    print(f"{args.input} -> {out} (MLIC++ {args.variant})")
+    return 0
+
+
+def cmd_models(args) -> int:
+    for name in list_models():
+        print(f"{name:24s} {describe_model(name)}")
+    return 0
