@@ -19,10 +19,12 @@ Context Modeling in Learned Image Compression", IEEE TCSVT 2024 (arXiv 2306.1428
   in every layer and attends them to the cached keys/values of groups ``<= s`` (the "expanding span"). With
   ``cache=False`` every step recomputes groups ``0..s`` from scratch with the same operations on the same
   shapes, so both give bit-identical outputs; only the cost differs.
-* ``egr=False`` (measurement mode) imitates the layout without rearrangement, in which a step cannot select
-  the half it codes: every step also computes the rows of the other half of the segment (as extra query rows,
-  whose output is discarded). The coded group's output is mathematically unchanged (not bit-identical: the
-  matrix shapes differ), so encoder and decoder must use the same setting.
+* ``egr=False`` (measurement mode) imitates the full-resolution layout without rearrangement (Contextformer's
+  ``(Ncs, H, W, p)``), where a step cannot select the checkerboard half it needs and computes whole channel
+  segments. With the cache, every step computes both halves of its segment (the other half as extra query
+  rows whose output is discarded); without it, a step recomputes all segments up to its own, so it wastes
+  the other half only when its input group is an anchor half. The coded group's output is mathematically
+  unchanged (not bit-identical: the matrix shapes differ), so encoder and decoder must use the same setting.
 """
 
 from __future__ import annotations
@@ -202,27 +204,30 @@ class SpatioChannelTransformer(nn.Module):
         return {"geo": self.geometry(h, w), "batch": batch, "cache": cache, "egr": egr, "inputs": [],
                 "caches": None}
 
-    def step(self, state: dict, values: torch.Tensor | None) -> torch.Tensor:
-        """Feed the next sequence group (``values [B, p, H, W2]``, or None for the start token) and return its
-        output ``[B, d_e, H, W2]``, the context of the next coding group."""
+    def step(self, state: dict, values: torch.Tensor | None, anchor: bool = False) -> torch.Tensor:
+        """Feed the next sequence group (``values [B, p, H, W2]``, or None for the start token; ``anchor``: the
+        values are a segment's anchor half) and return its output ``[B, d_e, H, W2]``, the context of the next
+        coding group."""
         geo, b = state["geo"], state["batch"]
         tokens = self._tokens(values, geo, b)
         state["inputs"].append(tokens)
         g = len(state["inputs"]) - 1
         if g >= self.groups:
             raise RuntimeError("more decoding steps than transformer groups")
+        # egr=False: the rows of the other half of the segment are computed too (see module docstring)
+        partner = not state["egr"] and values is not None and (state["cache"] or anchor)
         if state["cache"]:
             if state["caches"] is None:
                 state["caches"] = [{"groups": self.groups} for _ in self.layers]
-            return self._step_rows(tokens, g, state["caches"], state["egr"], geo)
+            return self._step_rows(tokens, g, state["caches"], partner, geo)
         # no cache: recompute groups 0..g from scratch, each exactly as the cached path computes it
         caches = [{"groups": self.groups} for _ in self.layers]
         for i, t in enumerate(state["inputs"]):
-            out = self._step_rows(t, i, caches, state["egr"], geo)
+            out = self._step_rows(t, i, caches, partner and i == g, geo)
         return out
 
-    def _step_rows(self, tokens, g, caches, egr, geo):
-        x = tokens if egr else torch.cat([tokens, torch.zeros_like(tokens)], dim=1)
+    def _step_rows(self, tokens, g, caches, partner, geo):
+        x = torch.cat([tokens, torch.zeros_like(tokens)], dim=1) if partner else tokens
         for layer, cache in zip(self.layers, caches):
             x = layer.step(x, g, cache, geo)
         return self._out(x[:, :1], geo)[:, 0]

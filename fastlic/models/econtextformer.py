@@ -192,8 +192,8 @@ class EContextformer(CompressionModel):
     Args (decoding optimizations, the paper's ablations; encoder and decoder must agree):
         sfg: skip the first group (group 1 from the hyperprior alone, 2·Ncs − 1 transformer steps); False runs
             2·Ncs steps from a learned start token (changes the parameters).
-        egr: efficient group rearrangement; False = measurement mode computing the other half of the
-            segment at every step (see :mod:`fastlic.contexts.spatio_channel`).
+        egr: efficient group rearrangement; False = measurement mode that computes whole channel segments
+            as the full-resolution layout must (see :mod:`fastlic.contexts.spatio_channel`).
         cache: key-value caching during compress/decompress (outputs bit-identical either way).
     """
 
@@ -262,7 +262,7 @@ class EContextformer(CompressionModel):
         for g in range(self.num_groups):
             ctx = None
             if g or not self.sfg:
-                ctx = self.context_model.step(state, done[-1] if done else None)
+                ctx = self.context_model.step(state, done[-1] if done else None, anchor=(g - 1) % 2 == 0)
             done.append(q(g, *self._params(g, halves, ctx)))
         return self.merge_groups(done)
 
