@@ -10,7 +10,7 @@ position bias over (segment, row, column); the input of a token is the value of 
 start token for the first), and the output at token t gives its Gaussian-mixture parameters.
 
 This implementation exists to measure speed and MAC ratios on one code base: every pass (training included)
-runs the serial driver :meth:`Contextformer._tokens`, one token per step, so it is meant for small images.
+runs the serial driver :meth:`Contextformer._drive`, one token per step, so it is meant for small images.
 Evaluation forward, compress and decompress share that driver inside
 :func:`fastlic.determinism.deterministic`, so they agree exactly.
 """
@@ -22,13 +22,9 @@ import torch.nn as nn
 
 from .. import determinism
 from ..contexts.transformer import TransformerBlock
-from ..entropy.bottleneck import EntropyBottleneck
-from ..entropy.coder import Decoder, Encoder
-from ..entropy.gaussian import GaussianMixtureConditional
 from ..entropy.ops import ste_round
 from ..registry import register_model
-from .base import CompressionModel, latent_checksum
-from .econtextformer import AnalysisTransform, EntropyParameters, HyperAnalysis, HyperSynthesis, SynthesisTransform
+from .econtextformer import EntropyParameters, MixtureHyperpriorCodec
 
 
 class SlidingWindowContext(nn.Module):
@@ -70,7 +66,7 @@ class SlidingWindowContext(nn.Module):
         return self.norm(x[-1])
 
 
-class Contextformer(CompressionModel):
+class Contextformer(MixtureHyperpriorCodec):
     """Serial Contextformer (see module docstring).
 
     Args:
@@ -94,18 +90,13 @@ class Contextformer(CompressionModel):
         self.config = dict(N=N, M=M, num_segments=num_segments, window=window, depth=depth, embed_dim=d_e,
                            heads=heads, mlp_ratio=mlp_ratio, mixtures=mixtures, hyper_kernel=hyper_kernel,
                            gs_res_blocks=gs_res_blocks)
-        self.g_a = AnalysisTransform(N, M)
-        self.g_s = SynthesisTransform(N, M, gs_res_blocks)
-        self.h_a = HyperAnalysis(M, N, hyper_kernel)
-        self.h_s = HyperSynthesis(M, N, hyper_kernel)
-        self.entropy_bottleneck = EntropyBottleneck(N)
-        self.gmm = GaussianMixtureConditional(mixtures)
+        self._build_framework(N, M, hyper_kernel, gs_res_blocks, mixtures)
         self.context_model = SlidingWindowContext(self.p, num_segments, d_e, depth, heads, window, mlp_ratio)
         self.entropy_parameters = EntropyParameters(2 * M + d_e, 3 * mixtures * self.p)
 
     # ------------------------------------------------------------------------------ the serial driver
-    def _tokens(self, hyper: torch.Tensor, q) -> torch.Tensor:
-        """Code the Ncs·H·W tokens in sfo order; ``q(t, s, r, c, logits, means, scales)`` -> values ``[p]``."""
+    def _drive(self, hyper: torch.Tensor, q) -> torch.Tensor:
+        """Code the Ncs·H·W tokens in sfo order; ``q((s, r, c), logits, means, scales)`` -> values ``[p]``."""
         _, _, h, w = hyper.shape
         S, p, cm = self.segments, self.p, self.context_model
         coords = torch.stack(torch.meshgrid(torch.arange(S), torch.arange(h), torch.arange(w), indexing="ij"),
@@ -118,7 +109,7 @@ class Contextformer(CompressionModel):
             ctx = cm(torch.stack(inputs), cm.window_tokens(t, coords), coords)
             params = self.entropy_parameters(torch.cat([hyper[0, :, r, c], ctx]).view(1, -1, 1, 1))
             logits, means, scales = params.reshape(1, 3, self.k_m, p, 1, 1).unbind(1)
-            v = q(t, s, r, c, logits, means, scales).reshape(p)
+            v = q((s, r, c), logits, means, scales).reshape(p)
             values.append(v)
             if t + 1 < n:
                 inputs.append(cm.embed(v))
@@ -137,8 +128,8 @@ class Contextformer(CompressionModel):
         z_hat = eb.quantize_ste(z) if self.training else torch.round(z - medians) + medians
         likelihoods = []
 
-        def q(t, s, r, c, logits, means, scales):
-            yv = y[:, s * self.p:(s + 1) * self.p, r, c].reshape(1, self.p, 1, 1)
+        def q(key, logits, means, scales):
+            yv = self._token_values(y, key)
             if self.training:
                 lik = self.gmm.likelihood(yv + torch.empty_like(yv).uniform_(-0.5, 0.5), logits, means, scales)
                 out = ste_round(yv)
@@ -149,32 +140,16 @@ class Contextformer(CompressionModel):
             return out
 
         with determinism.deterministic(not self.training):
-            y_hat = self._tokens(self.h_s(z_hat), q)
-        return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": torch.cat(likelihoods, 1), "z": z_likelihoods},
-                "y_hat": y_hat}
+            y_hat = self._drive(self.h_s(z_hat), q)
+        return {"x_hat": self._synthesis(y_hat, not self.training),
+                "likelihoods": {"y": torch.cat(likelihoods, 1), "z": z_likelihoods}, "y_hat": y_hat}
 
-    def _compress(self, x):
-        y = self.g_a(x)
-        z = self.h_a(y)
-        enc_z, enc_y = Encoder(), Encoder()
-        z_hat = self.entropy_bottleneck.compress(z, enc_z)
+    def _token_values(self, y, key):
+        s, r, c = key
+        return y[:, s * self.p:(s + 1) * self.p, r, c].reshape(1, self.p, 1, 1)
 
-        def q(t, s, r, c, logits, means, scales):
-            yv = y[:, s * self.p:(s + 1) * self.p, r, c].reshape(1, self.p, 1, 1)
-            return self.gmm.encode(enc_y, yv, logits, means, scales)
-
-        with determinism.deterministic():
-            y_hat = self._tokens(self.h_s(z_hat), q)
-        return [enc_y.finish(), enc_z.finish()], latent_checksum(y_hat)
-
-    def _decompress(self, strings, padded_hw):
-        y_string, z_string = strings
-        ph, pw = padded_hw
-        z_hat = self.entropy_bottleneck.decompress(Decoder(z_string), (1, self.N, ph // 64, pw // 64))
-        dec = Decoder(y_string)
-        with determinism.deterministic():
-            y_hat = self._tokens(self.h_s(z_hat), lambda t, s, r, c, *params: self.gmm.decode(dec, *params))
-        return self.g_s(y_hat), latent_checksum(y_hat)
+    def _encode_quantizer(self, y, encoder):
+        return lambda key, *params: self.gmm.encode(encoder, self._token_values(y, key), *params)
 
 
 @register_model("contextformer", "Serial Contextformer (ECCV 2022) baseline: N=M=192, Ncs=4, K=16, L=8; small images")

@@ -11,7 +11,7 @@ checkerboard halves are two *coding groups*, coded in sfo order seg1-anchor, seg
 transformer's output at group g − 1 (:mod:`fastlic.contexts.spatio_channel`). Each group's p channels get a
 Gaussian mixture of k_m components.
 
-One driver, :meth:`EContextformer._groups`, runs these steps for evaluation ``forward``, ``compress`` and
+One driver, :meth:`EContextformer._drive`, runs these steps for evaluation ``forward``, ``compress`` and
 ``decompress``; only the quantizer differs (rounding + likelihoods, encoding, decoding), and it runs inside
 :func:`fastlic.determinism.deterministic`, so the decoder reproduces the encoder's mixtures bit for bit and
 ``decompress(compress(x))`` equals the evaluation forward reconstruction exactly, whatever the thread count.
@@ -156,16 +156,54 @@ class _EncodeQuantizer:
         return self.gmm.encode(self.enc, self.y[g], weights, means, scales)
 
 
-class _DecodeQuantizer:
-    def __init__(self, gmm: GaussianMixtureConditional, decoder: Decoder):
-        self.gmm, self.dec = gmm, decoder
-
-    def __call__(self, g, weights, means, scales):
-        return self.gmm.decode(self.dec, weights, means, scales)
-
-
 # ---------------------------------------------------------------------------------------------- model
-class EContextformer(CompressionModel):
+class MixtureHyperpriorCodec(CompressionModel):
+    """The framework Contextformer and eContextformer share (Cui et al. 2021): g_a / g_s with GDN and an
+    attention block, a hyperprior with a factorized z, Gaussian-mixture likelihoods of y.
+
+    A subclass supplies its context driver ``_drive(hyper, q) -> y_hat`` (run inside
+    :func:`fastlic.determinism.deterministic` by the coding paths) and ``_encode_quantizer(y, encoder)``; a
+    quantizer is called as ``q(key, logits, means, scales)`` and returns the values of the part ``key`` names.
+    """
+
+    def _build_framework(self, N: int, M: int, hyper_kernel: int, gs_res_blocks: int, mixtures: int,
+                         gmm_chunk: int = 4096):
+        self.g_a = AnalysisTransform(N, M)
+        self.g_s = SynthesisTransform(N, M, gs_res_blocks)
+        self.h_a = HyperAnalysis(M, N, hyper_kernel)
+        self.h_s = HyperSynthesis(M, N, hyper_kernel)
+        self.entropy_bottleneck = EntropyBottleneck(N)
+        self.gmm = GaussianMixtureConditional(mixtures, chunk_size=gmm_chunk)
+
+    def _synthesis(self, y_hat: torch.Tensor, coding: bool) -> torch.Tensor:
+        """g_s; single-threaded on coding paths when ``deterministic_synthesis`` (thread-independent pixels)."""
+        with determinism.deterministic(coding and self.deterministic_synthesis):
+            return self.g_s(y_hat)
+
+    def _encode_latents(self, y, z):
+        """Code (y, z) -> (streams, y_hat as the decoder will see it)."""
+        enc_z, enc_y = Encoder(), Encoder()
+        z_hat = self.entropy_bottleneck.compress(z, enc_z)
+        with determinism.deterministic():
+            y_hat = self._drive(self.h_s(z_hat), self._encode_quantizer(y, enc_y))
+        return [enc_y.finish(), enc_z.finish()], y_hat
+
+    def _compress(self, x):
+        y = self.g_a(x)
+        streams, y_hat = self._encode_latents(y, self.h_a(y))
+        return streams, latent_checksum(y_hat)
+
+    def _decompress(self, strings, padded_hw):
+        y_string, z_string = strings
+        ph, pw = padded_hw
+        z_hat = self.entropy_bottleneck.decompress(Decoder(z_string), (1, self.N, ph // 64, pw // 64))
+        dec = Decoder(y_string)
+        with determinism.deterministic():
+            y_hat = self._drive(self.h_s(z_hat), lambda key, *params: self.gmm.decode(dec, *params))
+        return self._synthesis(y_hat, True), latent_checksum(y_hat)
+
+
+class EContextformer(MixtureHyperpriorCodec):
     """eContextformer (see module docstring). Defaults are the paper's configuration.
 
     Args (fixed by the paper):
@@ -217,13 +255,7 @@ class EContextformer(CompressionModel):
                            context_input=context_input, gmm_chunk=gmm_chunk, sfg=self.sfg, egr=self.egr,
                            cache=self.cache)
 
-        self.g_a = AnalysisTransform(N, M)
-        self.g_s = SynthesisTransform(N, M, gs_res_blocks)
-        self.h_a = HyperAnalysis(M, N, hyper_kernel)
-        self.h_s = HyperSynthesis(M, N, hyper_kernel)
-        self.entropy_bottleneck = EntropyBottleneck(N)
-        self.gmm = GaussianMixtureConditional(mixtures, chunk_size=gmm_chunk)
-
+        self._build_framework(N, M, hyper_kernel, gs_res_blocks, mixtures, gmm_chunk)
         seq = self.num_groups - 1 if self.sfg else self.num_groups
         self.context_model = SpatioChannelTransformer(p, seq, d_e, depth, heads, window, mlp_ratio,
                                                       start_token=not self.sfg)
@@ -253,7 +285,7 @@ class EContextformer(CompressionModel):
         return self._mixture(self.entropy_parameters(torch.cat([hyper_halves[g % 2], ctx], dim=1)))
 
     # ------------------------------------------------------------------------------ the shared driver
-    def _groups(self, hyper: torch.Tensor, q, cache: bool | None = None) -> torch.Tensor:
+    def _drive(self, hyper: torch.Tensor, q, cache: bool | None = None) -> torch.Tensor:
         """Code the 2·Ncs groups one step each; ``q(g, logits, means, scales)`` returns group g's values."""
         halves = (ckbd.squeeze(hyper, anchors=True), ckbd.squeeze(hyper, anchors=False))
         b, _, h, w = halves[0].shape
@@ -299,11 +331,11 @@ class EContextformer(CompressionModel):
         q = _ForwardQuantizer(groups, self.gmm, mode == "train", self.context_input, ste=(mode == "ste"))
         if mode == "eval":
             with determinism.deterministic():
-                y_hat = self._groups(self.h_s(z_hat), q)
+                y_hat = self._drive(self.h_s(z_hat), q)
         else:
             y_hat = self._parallel(self.h_s(z_hat), q)
-        return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": torch.cat(q.likelihoods, dim=1), "z": z_likelihoods},
-                "y_hat": y_hat}
+        return {"x_hat": self._synthesis(y_hat, mode == "eval"),
+                "likelihoods": {"y": torch.cat(q.likelihoods, dim=1), "z": z_likelihoods}, "y_hat": y_hat}
 
     def rd_loss(self, x, y, z, lmbda: float) -> torch.Tensor:
         """bpp + λ·255²·MSE of latents (y, z) with straight-through rounding (for :mod:`fastlic.ordo`)."""
@@ -314,33 +346,18 @@ class EContextformer(CompressionModel):
     def _compress(self, x, ordo: bool = False, **ordo_opts):
         """``ordo=True`` (with ``lmbda=`` and optionally ``alpha0``, ``gamma``, ``min_step``, ``optimizer``)
         refines the latents by online RDO (:mod:`fastlic.ordo`) before coding."""
-        if ordo:
-            from ..ordo import ordo_encode
-            if "lmbda" not in ordo_opts:
-                raise TypeError("oRDO needs lmbda=")
-            streams, y_hat, self.last_ordo_info = ordo_encode(self, x, **ordo_opts)
-        else:
+        if not ordo:
             if ordo_opts:
                 raise TypeError(f"unknown compress options {sorted(ordo_opts)} (they need ordo=True)")
-            y = self.g_a(x)
-            streams, y_hat = self._encode_latents(y, self.h_a(y))
+            return super()._compress(x)
+        from ..ordo import ordo_encode
+        if "lmbda" not in ordo_opts:
+            raise TypeError("oRDO needs lmbda=")
+        streams, y_hat, self.last_ordo_info = ordo_encode(self, x, **ordo_opts)
         return streams, latent_checksum(y_hat)
 
-    def _encode_latents(self, y, z):
-        enc_z, enc_y = Encoder(), Encoder()
-        z_hat = self.entropy_bottleneck.compress(z, enc_z)
-        with determinism.deterministic():
-            q = _EncodeQuantizer(self.split_groups(y), self.gmm, enc_y)
-            y_hat = self._groups(self.h_s(z_hat), q)
-        return [enc_y.finish(), enc_z.finish()], y_hat
-
-    def _decompress(self, strings, padded_hw):
-        y_string, z_string = strings
-        ph, pw = padded_hw
-        z_hat = self.entropy_bottleneck.decompress(Decoder(z_string), (1, self.N, ph // 64, pw // 64))
-        with determinism.deterministic():
-            y_hat = self._groups(self.h_s(z_hat), _DecodeQuantizer(self.gmm, Decoder(y_string)))
-        return self.g_s(y_hat), latent_checksum(y_hat)
+    def _encode_quantizer(self, y, encoder):
+        return _EncodeQuantizer(self.split_groups(y), self.gmm, encoder)
 
 
 # ---------------------------------------------------------------------------------------------- registry
