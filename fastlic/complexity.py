@@ -40,15 +40,13 @@ def component_of(name: str) -> str:
 
 
 def component_modules(model: nn.Module) -> dict[int, str]:
-    """id(module) -> component for every top-level child (and the items of top-level module lists)."""
+    """id(module) -> component for every module below a top-level child (a submodule called directly by the
+    model's own code, e.g. a transformer's embedding, still counts for its component)."""
     out = {}
     for name, child in model.named_children():
         comp = component_of(name)
-        out[id(child)] = comp
-        if isinstance(child, (nn.ModuleList, nn.ModuleDict, nn.Sequential)):
-            for sub in child.children():
-                if sub is not None:
-                    out[id(sub)] = comp
+        for sub in child.modules():
+            out[id(sub)] = comp
     return out
 
 

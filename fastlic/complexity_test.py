@@ -41,6 +41,15 @@ def test_context_model_macs_match_closed_form_with_and_without_cache():
         assert abs(r["encoder_kmac_per_px"]["context_model"] - expected) < 1e-9
 
 
+def test_serial_contextformer_macs_match_its_closed_form():
+    torch.manual_seed(0)
+    m = create_model("contextformer-tiny").eval()
+    m.update()
+    r = measure(m, 64, 128)
+    assert r["decoder_kmac_per_px"]["context_model"] == m.context_macs(64, 128) / (64 * 128) / 1e3
+    assert "other" not in r["decoder_kmac_per_px"]
+
+
 def test_components_are_attributed_to_encoder_and_decoder():
     m = _tiny()
     r = measure(m, 64, 128)

@@ -144,6 +144,22 @@ class Contextformer(MixtureHyperpriorCodec):
         return {"x_hat": self._synthesis(y_hat, not self.training),
                 "likelihoods": {"y": torch.cat(likelihoods, 1), "z": z_likelihoods}, "y_hat": y_hat}
 
+    def context_macs(self, height: int, width: int) -> int:
+        """Closed-form MACs of the transformer when decoding a ``height x width`` image (what
+        :mod:`fastlic.complexity` counts, for sizes too slow to run): per token, L layers over the n coded
+        tokens of its window (qkv, projection and MLP: 12·d² per token; QK^T and AV: 2·n²·d), plus the
+        embedding of every token's value but the last."""
+        cm = self.context_model
+        d, layers = cm.embed.out_features, len(cm.blocks)
+        h, w = height // 16, width // 16
+        coords = torch.stack(torch.meshgrid(torch.arange(self.segments), torch.arange(h), torch.arange(w),
+                                            indexing="ij"), -1).reshape(-1, 3)
+        total = (len(coords) - 1) * self.p * d
+        for t in range(len(coords)):
+            n = len(cm.window_tokens(t, coords))
+            total += layers * n * (12 * d * d + 2 * n * d)
+        return total
+
     def _token_values(self, y, key):
         s, r, c = key
         return y[:, s * self.p:(s + 1) * self.p, r, c].reshape(1, self.p, 1, 1)
