@@ -6,6 +6,7 @@
     python benchmarks/econtextformer_bench.py params      # (4) parameters of the paper configuration
     python benchmarks/econtextformer_bench.py exact       # (5a) exactness of the paper configuration, 256x256
     python benchmarks/econtextformer_bench.py decode      # (5b) 768x512 decode, 2 threads: time + peak memory
+    python benchmarks/econtextformer_bench.py breakdown   # where the 768x512 decode time goes
 
 Every sub-command writes ``results/econtextformer/<name>.json``. Weights are random (no trained eContextformer
 exists); g_a's last convolution is scaled by 5, which gives about 1 bpp on Kodak content, a realistic amount of
@@ -234,6 +235,41 @@ def cmd_decode(args):
                     "median_decode_s": statistics.median(r["decode_s"] for r in runs)})
 
 
+def cmd_breakdown(args):
+    """Where a 768x512 decode spends its time: transformer steps, entropy parameters, mixture decoding (pmf
+    rows + ANS), hyper decoder, g_s (wall time of each part, measured by wrapping the calls)."""
+    torch.set_num_threads(args.threads)
+    h, w = args.size
+    m = build()
+    coded = m.compress(kodak(h, w))
+    spent = {}
+
+    def wrap(obj, attr, label):
+        fn = getattr(obj, attr)
+
+        def timed_fn(*a, **k):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                spent[label] = spent.get(label, 0.0) + time.perf_counter() - t
+        setattr(obj, attr, timed_fn)
+
+    wrap(m.context_model, "step", "context_model")
+    wrap(m.gmm, "decode", "mixture_decode")
+    wrap(m, "_params", "entropy_parameters")
+    wrap(m.h_s, "forward", "h_s")
+    wrap(m.g_s, "forward", "g_s")
+    wrap(m.entropy_bottleneck, "decompress", "z_decode")
+    t = time.perf_counter()
+    out = m.decompress(coded["strings"], coded["shape"])
+    total = time.perf_counter() - t
+    assert out["checksums"] == coded["checksums"]
+    spent["other"] = total - sum(spent.values())
+    save("breakdown", {"size": [h, w], "threads": args.threads, "image": "kodim01", "total_s": total,
+                       "seconds": spent, "load_before": os.getloadavg()})
+
+
 def _size(text):
     h, w = text.lower().split("x")
     return int(h), int(w)
@@ -241,7 +277,7 @@ def _size(text):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["macs", "caching", "serial", "params", "exact", "decode"])
+    p.add_argument("command", choices=["macs", "caching", "serial", "params", "exact", "decode", "breakdown"])
     p.add_argument("--size", type=_size, default=(512, 768), help="HxW (macs, caching, decode)")
     p.add_argument("--sizes", type=_size, nargs="+", default=[(64, 64), (128, 128)], help="HxW list (serial)")
     p.add_argument("--threads", type=int, default=2)
