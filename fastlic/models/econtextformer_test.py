@@ -62,6 +62,8 @@ def test_streams_do_not_depend_on_thread_count():
     try:
         torch.set_num_threads(2)
         coded = m.compress(x)
+        with torch.no_grad():
+            ref = m(x)
         torch.set_num_threads(1)
         coded_1 = m.compress(x)
         out = m.decompress(coded["strings"], coded["shape"])
@@ -69,6 +71,7 @@ def test_streams_do_not_depend_on_thread_count():
         torch.set_num_threads(before)
     assert coded_1["strings"] == coded["strings"]
     assert out["checksums"] == coded["checksums"]
+    assert torch.equal(out["x_hat"], ref["x_hat"])  # 2-thread encoder side, 1-thread decoder
 
 
 def test_training_pass_matches_coding_path():
