@@ -93,8 +93,44 @@ def fingerprint(model) -> bytes:
     return fp
 
 
-def encode_image(model, image: np.ndarray, quality: float | None = None, **opts) -> bytes:
-    """uint8 ``[H, W, 3]`` RGB -> the bytes of a ``.flic`` file."""
+#: default memory ceiling for coding one tile (bytes); images whose estimated peak exceeds it are tiled
+DEFAULT_MAX_MEMORY = 6 << 30
+#: a decoder refuses files whose largest tile would need more than this (a crafted header cannot make it
+#: allocate more); raise it for files written with a larger --max-memory
+DEFAULT_DECODE_MEMORY = 12 << 30
+
+
+def plan_tiles(model, h: int, w: int, tile: int | None = None, overlap: int = 32,
+               max_memory: int = DEFAULT_MAX_MEMORY) -> tuple[int, int, int]:
+    """-> (tile_h, tile_w, overlap); (0, 0, 0) when the whole image fits under ``max_memory``.
+
+    ``tile`` forces a square tile side (a multiple of the model's padding multiple). Otherwise the side is the
+    largest multiple of it whose estimated peak memory (:meth:`CompressionModel.estimated_peak_bytes`) fits.
+    """
+    m = model.pad_multiple
+    if tile is None:
+        if model.estimated_peak_bytes(h, w) <= max_memory:
+            return 0, 0, 0
+        side = m * 4
+        while model.estimated_peak_bytes(side + m, side + m) <= max_memory and side < container.MAX_SIDE:
+            side += m
+        tile = side
+    if tile <= 0 or tile % m or tile < container.MIN_TILE:
+        raise FastlicError(f"tile size must be a positive multiple of {m} (at least {container.MIN_TILE})")
+    if not 0 <= overlap < tile // 2:
+        raise FastlicError(f"tile overlap must be in [0, {tile // 2})")
+    if tile >= h and tile >= w:
+        return 0, 0, 0
+    return tile, tile, overlap
+
+
+def encode_image(model, image: np.ndarray, quality: float | None = None, tile: int | None = None,
+                 overlap: int = 32, max_memory: int = DEFAULT_MAX_MEMORY, **opts) -> bytes:
+    """uint8 ``[H, W, 3]`` RGB -> the bytes of a ``.flic`` file.
+
+    Large images are split into tiles coded independently (see :func:`plan_tiles` and docs/format.md); tiles
+    overlap by ``overlap`` pixels, which the decoder cross-fades so that no seam shows.
+    """
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise FastlicError(f"expected a uint8 [H, W, 3] image, got {image.dtype} {list(image.shape)}")
@@ -105,13 +141,16 @@ def encode_image(model, image: np.ndarray, quality: float | None = None, **opts)
         if not hasattr(model, "set_quality"):
             raise FastlicError(f"model {model.model_name!r} has a fixed rate; --quality is not supported")
         model.set_quality(quality)
+    th, tw, ov = plan_tiles(model, h, w, tile, overlap, max_memory)
     device = next(model.parameters()).device
-    x = image_to_tensor(image).to(device)
-    out = model.compress(x, **opts)
-    ph, pw = model.padded_size(h, w)
-    f = container.FlicFile(model=model.model_name, fingerprint=fp, height=h, width=w,
-                           streams=[s[0] for s in out["strings"]], pad_bottom=ph - h, pad_right=pw - w,
-                           quality=math.nan if quality is None else float(quality), checksum=out["checksums"][0])
+    tiles = []
+    for y0, x0, ht, wt in container.tile_grid(h, w, th, tw, ov):
+        x = image_to_tensor(image[y0 : y0 + ht, x0 : x0 + wt]).to(device)
+        out = model.compress(x, **opts)
+        tiles.append(container.Tile(y0, x0, ht, wt, out["checksums"][0], [s[0] for s in out["strings"]]))
+    f = container.FlicFile(model=model.model_name, fingerprint=fp, height=h, width=w, tiles=tiles,
+                           pad_multiple=model.pad_multiple, quality=math.nan if quality is None else float(quality),
+                           tile_h=th, tile_w=tw, overlap=ov, numeric_mode=model.coding_threads)
     return container.pack(f)
 
 
@@ -127,30 +166,63 @@ def check_model(f: container.FlicFile, model, source: str = "input") -> None:
         raise ModelMismatchError(f"{source}: was written with other weights of {f.model!r} "
                                  f"(fingerprint {f.fingerprint.hex()[:12]}, decoder has "
                                  f"{fingerprint(model).hex()[:12]})")
+    if f.pad_multiple != model.pad_multiple:
+        raise FastlicError(f"{source}: padding rule in the header does not match the model's")
 
 
-def decode_image(data, model, source: str = "input") -> np.ndarray:
-    """Bytes of a ``.flic`` file -> uint8 ``[H, W, 3]``; every check of the module docstring applies."""
-    f = data if isinstance(data, container.FlicFile) else container.unpack(data, source)
-    check_model(f, model, source)
-    ph, pw = model.padded_size(f.height, f.width)
-    if (ph - f.height, pw - f.width) != (f.pad_bottom, f.pad_right):
-        raise FastlicError(f"{source}: padding in the header does not match the model's")
-    if not math.isnan(f.quality):
-        if not hasattr(model, "set_quality"):
-            raise FastlicError(f"{source}: has a quality value but model {model.model_name!r} has a fixed rate")
-        model.set_quality(f.quality)
+def _blend_weights(t: container.Tile, h: int, w: int, overlap: int) -> np.ndarray:
+    """Cross-fade weights of a tile: linear ramps over ``overlap`` pixels at every edge shared with a
+    neighbour, so that overlapping tiles sum to one."""
+
+    def ramp(n, start, full):
+        r = np.ones(n, np.float64)
+        k = np.arange(n, dtype=np.float64)
+        if overlap and start > 0:
+            r = np.minimum(r, (k + 0.5) / overlap)
+        if overlap and start + n < full:
+            r = np.minimum(r, (n - k - 0.5) / overlap)
+        return r
+
+    return ramp(t.height, t.y0, h)[:, None] * ramp(t.width, t.x0, w)[None, :]
+
+
+def _decode_tile(model, t: container.Tile, source: str) -> torch.Tensor:
     try:
-        out = model.decompress([[s] for s in f.streams], (f.height, f.width))
+        out = model.decompress([[s] for s in t.streams], (t.height, t.width))
     except FastlicError:
         raise
     except (ValueError, RuntimeError, IndexError) as exc:
         # a stream that passed the CRC but does not fit the model (other encoder build, crafted file)
         raise DecodeDivergenceError(f"{source}: the streams do not decode with this model ({exc})") from None
-    if out["checksums"][0] != f.checksum:
+    if out["checksums"][0] != t.checksum:
         raise DecodeDivergenceError(f"{source}: decoded latents differ from the encoder's (checksum mismatch): "
                                     f"encoder and decoder disagree (other machine, numeric mode or weights)")
-    return tensor_to_image(out["x_hat"])
+    return out["x_hat"]
+
+
+def decode_image(data, model, source: str = "input", max_memory: int = DEFAULT_DECODE_MEMORY) -> np.ndarray:
+    """Bytes of a ``.flic`` file -> uint8 ``[H, W, 3]``; every check of the module docstring applies."""
+    f = data if isinstance(data, container.FlicFile) else container.unpack(data, source)
+    check_model(f, model, source)
+    need = max(model.estimated_peak_bytes(t.height, t.width) for t in f.tiles[:1] + f.tiles[-1:])
+    if need > max_memory:
+        raise FastlicError(f"{source}: decoding needs about {need / 2 ** 30:.1f} GiB per tile, above the "
+                           f"{max_memory / 2 ** 30:.1f} GiB limit (raise it with --max-memory)")
+    if not math.isnan(f.quality):
+        if not hasattr(model, "set_quality"):
+            raise FastlicError(f"{source}: has a quality value but model {model.model_name!r} has a fixed rate")
+        model.set_quality(f.quality)
+    model.coding_threads = f.numeric_mode  # reproduce the encoder's arithmetic (fastlic.determinism)
+    if len(f.tiles) == 1:
+        return tensor_to_image(_decode_tile(model, f.tiles[0], source))
+    acc = np.zeros((f.height, f.width, 3), np.float64)
+    weight = np.zeros((f.height, f.width, 1), np.float64)
+    for t in f.tiles:
+        x_hat = _decode_tile(model, t, source)[0].clamp(0, 1).permute(1, 2, 0).double().numpy()
+        wt = _blend_weights(t, f.height, f.width, f.overlap)[..., None]
+        acc[t.y0 : t.y0 + t.height, t.x0 : t.x0 + t.width] += wt * x_hat
+        weight[t.y0 : t.y0 + t.height, t.x0 : t.x0 + t.width] += wt
+    return np.clip(np.round(acc / weight * 255.0), 0, 255).astype(np.uint8)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -10,7 +10,7 @@ import sys
 from ..errors import FastlicError
 
 #: modules that define sub-commands, in help order
-COMMAND_MODULES = ["codec_cmds", "checkpoint_cmds", "complexity_cmd"]
+COMMAND_MODULES = ["codec_cmds", "checkpoint_cmds", "eval_cmds", "complexity_cmd"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,9 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
         return int(args.func(args) or 0)
     except FastlicError as exc:
         print(f"fastlic: error: {exc}", file=sys.stderr)

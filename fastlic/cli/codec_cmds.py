@@ -31,12 +31,21 @@ def register(sub):
     p.add_argument("inputs", nargs="+", metavar="IN", help="image files or directories of images")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file, or directory for several")
     p.add_argument("--quality", type=float, help="rate control for variable-rate models")
+    p.add_argument("--tile", type=int, help="code in independent square tiles of this side (multiple of 64)")
+    p.add_argument("--tile-overlap", type=int, default=32, help="pixels shared by neighbouring tiles (default 32)")
+    p.add_argument("--max-memory", type=float, default=codec.DEFAULT_MAX_MEMORY / 2 ** 30,
+                   help="memory ceiling in GiB for one tile; larger images are tiled (default %(default)g)")
+    p.add_argument("--coding-threads", type=int, default=1,
+                   help="threads of the deterministic entropy-parameter path, recorded in the file; the decoder "
+                        "uses the same number (default 1)")
     _common(p)
     p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser("decompress", help="decompress a .flic file to an image")
     p.add_argument("input", metavar="IN.flic")
     p.add_argument("-o", "--output", required=True, metavar="OUT.png")
+    p.add_argument("--max-memory", type=float, default=codec.DEFAULT_DECODE_MEMORY / 2 ** 30,
+                   help="refuse files whose tiles need more memory than this, in GiB (default %(default)g)")
     _common(p, decoding=True)
     p.set_defaults(func=cmd_decompress)
 
@@ -92,6 +101,9 @@ def cmd_compress(args) -> int:
     if to_dir and not out.is_dir():
         raise FastlicError(f"{out}: output directory does not exist")
     model = codec.load_model(args.model, args.checkpoint, args.device)
+    if not 1 <= args.coding_threads <= 16:
+        raise FastlicError("--coding-threads must be in 1..16")
+    model.coding_threads = args.coding_threads
     failures = []
     for f in _progress(files, len(files) > 1):
         target = out / (f.stem + ".flic") if to_dir else out
@@ -101,7 +113,8 @@ def cmd_compress(args) -> int:
             for n in notes:
                 print(f"fastlic: warning: {n}", file=sys.stderr)
             t0 = time.perf_counter()
-            data = codec.encode_image(model, image, quality=args.quality)
+            data = codec.encode_image(model, image, quality=args.quality, tile=args.tile,
+                                      overlap=args.tile_overlap, max_memory=int(args.max_memory * 2 ** 30))
             write_bytes(target, data)
             if len(files) == 1:
                 h, w = image.shape[:2]
@@ -135,7 +148,7 @@ def cmd_decompress(args) -> int:
     model = codec.load_model(f.model, args.checkpoint, args.device) if args.checkpoint else \
         codec.load_model(f.model, None, args.device)
     t0 = time.perf_counter()
-    image = codec.decode_image(f, model, args.input)
+    image = codec.decode_image(f, model, args.input, max_memory=int(args.max_memory * 2 ** 30))
     write_image(args.output, image)
     print(f"{args.input} -> {args.output}: {f.width}x{f.height}, {time.perf_counter() - t0:.2f} s")
     return 0
@@ -148,14 +161,17 @@ def cmd_info(args) -> int:
     print(f"file:        {args.input}")
     print(f"model:       {f.model} (weights {f.fingerprint.hex()[:16]})")
     print(f"image:       {f.width}x{f.height}, {f.channels} channels, {f.bit_depth} bit "
-          f"(padded by {f.pad_right} right, {f.pad_bottom} bottom)")
+          f"(padded to multiples of {f.pad_multiple})")
     if not math.isnan(f.quality):
         print(f"quality:     {f.quality:g}")
     print(f"numeric:     {container.NUMERIC_MODES[f.numeric_mode]}")
     print(f"size:        {total} bytes, {8 * total / px:.4f} bpp")
-    names = ["y", "z"] if len(f.streams) == 2 else [f"stream {i}" for i in range(len(f.streams))]
-    for name, s in zip(names, f.streams):
-        print(f"  {name:10s} {len(s):9d} bytes  {8 * len(s) / px:.4f} bpp")
+    if len(f.tiles) > 1:
+        print(f"tiles:       {len(f.tiles)} of {f.tile_w}x{f.tile_h}, overlap {f.overlap}")
+    sizes = f.stream_bytes()
+    names = ["y", "z"] if len(sizes) == 2 else [f"stream {i}" for i in range(len(sizes))]
+    for name, n in zip(names, sizes):
+        print(f"  {name:10s} {n:9d} bytes  {8 * n / px:.4f} bpp")
     overhead = container.header_size(f)
     print(f"  {'header+crc':10s} {overhead:9d} bytes  {8 * overhead / px:.4f} bpp")
     return 0

@@ -19,11 +19,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .coder import Decoder, Encoder, SymbolTables, quantize_pmf
+from .coder import Decoder, Encoder, TableOwner, quantize_pmf
 from .ops import LowerBound, ste_round
 
 
-class EntropyBottleneck(nn.Module):
+class EntropyBottleneck(TableOwner, nn.Module):
     """Factorized density model with per-channel learned CDFs.
 
     Args:
@@ -58,12 +58,7 @@ class EntropyBottleneck(nn.Module):
         self.quantiles = nn.Parameter(torch.tensor([-self.init_scale, 0.0, self.init_scale]).repeat(channels, 1, 1))
         target = math.log(2 / self.tail_mass - 1)
         self.register_buffer("target", torch.tensor([-target, 0.0, target]), persistent=False)
-        # integer coding tables, built by update(); part of the state so that a decoder uses exactly the
-        # encoder's tables whatever machine it runs on
-        self.register_buffer("_table_counts", torch.zeros(0, dtype=torch.int32))
-        self.register_buffer("_table_lengths", torch.zeros(0, dtype=torch.int32))
-        self.register_buffer("_table_offsets", torch.zeros(0, dtype=torch.int32))
-        self._tables: SymbolTables | None = None
+        self._init_tables()  # built by update()
 
     # ----------------------------------------------------------------------------------- density
     def _logits_cumulative(self, inputs: torch.Tensor, stop_gradient: bool) -> torch.Tensor:
@@ -130,12 +125,12 @@ class EntropyBottleneck(nn.Module):
         length = minima + maxima + 1
         kmax = int(length.max()) + 2
         # evaluate at median + k for k in [-minima - 1, maxima + 1]; the end bins are the tails
-        k = torch.arange(kmax, dtype=torch.float64)[None, :] - (minima[:, None] + 1).double()
+        k = torch.arange(kmax, dtype=torch.float64, device=q.device)[None, :] - (minima[:, None] + 1).double()
         samples = (medians[:, None] + k)[:, None, :]
         lower = self._logits_cumulative(samples - 0.5, stop_gradient=True).double()[:, 0, :]
         upper = self._logits_cumulative(samples + 0.5, stop_gradient=True).double()[:, 0, :]
         pmf = torch.sigmoid(upper) - torch.sigmoid(lower)
-        idx = torch.arange(kmax)[None, :]
+        idx = torch.arange(kmax, device=q.device)[None, :]
         last = (length + 1)[:, None]
         left_tail = torch.sigmoid(upper[:, :1])  # mass below the first regular bin
         right_tail = torch.sigmoid(-torch.gather(lower, 1, last))
@@ -143,32 +138,12 @@ class EntropyBottleneck(nn.Module):
         pmf = torch.where(idx == last, right_tail, pmf)
         pmf = torch.where(idx > last, torch.zeros_like(pmf), pmf).clamp(min=0)
         counts = np.zeros((self.channels, kmax), np.int64)
-        pmf_np = pmf.numpy()
+        pmf_np = pmf.cpu().numpy()
+        lengths = length.cpu()
         for c in range(self.channels):  # per channel: rows differ in length
-            n = int(length[c]) + 2
+            n = int(lengths[c]) + 2
             counts[c, :n] = quantize_pmf(pmf_np[c, :n])
-        self._table_counts = torch.from_numpy(counts.astype(np.int32))
-        self._table_lengths = (length + 2).int()
-        self._table_offsets = (-minima - 1).int()
-        self._tables = None
-
-    @property
-    def tables(self) -> SymbolTables:
-        if self._table_counts.numel() == 0:
-            raise RuntimeError("EntropyBottleneck: call update() before coding")
-        if self._tables is None:
-            self._tables = SymbolTables(self._table_counts.numpy(), self._table_lengths.numpy(),
-                                        self._table_offsets.numpy())
-        return self._tables
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # table buffers change size with update(); resize ours so that loading never fails on shape
-        for name in ("_table_counts", "_table_lengths", "_table_offsets"):
-            key = prefix + name
-            if key in state_dict:
-                setattr(self, name, torch.empty_like(state_dict[key]))
-        self._tables = None
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._set_tables(counts, (length + 2).cpu().numpy(), (-minima - 1).cpu().numpy())
 
     def symbols(self, z: torch.Tensor) -> torch.Tensor:
         """Integer symbols round(z - median) (int64), shape of z."""
@@ -180,13 +155,13 @@ class EntropyBottleneck(nn.Module):
     def compress(self, z: torch.Tensor, encoder: Encoder) -> torch.Tensor:
         """Append z's symbols (channel-major per image) to ``encoder``; -> z_hat."""
         sym = self.symbols(z)
-        index = torch.arange(self.channels).view(1, -1, 1, 1).expand_as(sym)
-        encoder.encode(sym.numpy(), index.numpy(), self.tables)
+        index = torch.arange(self.channels, device=sym.device).view(1, -1, 1, 1).expand_as(sym)
+        encoder.encode(sym.cpu().numpy(), index.cpu().numpy(), self.tables)
         return self.dequantize(sym)
 
     def decompress(self, decoder: Decoder, shape: tuple[int, int, int, int]) -> torch.Tensor:
-        """Read symbols of a ``[B, C, h, w]`` z from ``decoder``; -> z_hat."""
+        """Read symbols of a ``[B, C, h, w]`` z from ``decoder``; -> z_hat (on the module's device)."""
         b, c, h, w = shape
         index = np.broadcast_to(np.arange(c).reshape(1, c, 1, 1), (b, c, h, w))
         sym = decoder.decode(index, self.tables).reshape(b, c, h, w)
-        return self.dequantize(torch.from_numpy(sym))
+        return self.dequantize(torch.from_numpy(sym).to(self.quantiles.device))

@@ -283,3 +283,41 @@ class Decoder:
     def is_exhausted(self) -> bool:
         """True when every encoded word has been consumed (a complete, consistent decode)."""
         return bool(self._coder.is_empty())
+
+
+class TableOwner:
+    """Mixin for entropy models that keep their :class:`SymbolTables` as state-dict buffers, so that a
+    checkpoint carries the exact integer tables its streams were coded with."""
+
+    _TABLE_BUFFERS = ("_table_counts", "_table_lengths", "_table_offsets")
+
+    def _init_tables(self):
+        import torch
+
+        for name in self._TABLE_BUFFERS:
+            self.register_buffer(name, torch.zeros(0, dtype=torch.int32))
+        self._tables = None
+
+    def _set_tables(self, counts, lengths, offsets):
+        import torch
+
+        self._table_counts = torch.as_tensor(np.asarray(counts, np.int32))
+        self._table_lengths = torch.as_tensor(np.asarray(lengths, np.int32))
+        self._table_offsets = torch.as_tensor(np.asarray(offsets, np.int32))
+        self._tables = None
+
+    @property
+    def tables(self) -> SymbolTables:
+        if self._table_counts.numel() == 0:
+            raise RuntimeError(f"{type(self).__name__}: call update() before coding")
+        if self._tables is None:
+            self._tables = SymbolTables(*(getattr(self, n).cpu().numpy() for n in self._TABLE_BUFFERS))
+        return self._tables
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # the tables change size with update(); take the stored sizes so that loading never fails on shape
+        for name in self._TABLE_BUFFERS + getattr(self, "_EXTRA_RESIZABLE", ()):
+            if prefix + name in state_dict:
+                setattr(self, name, state_dict[prefix + name].new_empty(state_dict[prefix + name].shape))
+        self._tables = None
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import determinism
 from ..entropy.bottleneck import EntropyBottleneck
 from ..entropy.gaussian import GaussianConditional
 
@@ -43,6 +44,12 @@ class CompressionModel(nn.Module):
     #: run the synthesis transform single-threaded too (see fastlic.determinism), so that the decoded pixels,
     #: not only the latents, are independent of the decoder's thread count
     deterministic_synthesis = True
+    #: intra-op threads of the deterministic path; recorded in the .flic header (numeric mode)
+    coding_threads = determinism.DEFAULT_CODING_THREADS
+
+    def deterministic(self, enabled: bool = True):
+        """Context manager for the entropy-parameter path (see :mod:`fastlic.determinism`)."""
+        return determinism.deterministic(enabled, self.coding_threads)
 
     def __init__(self):
         super().__init__()
@@ -130,6 +137,16 @@ class CompressionModel(nn.Module):
             h.update(k.encode() + b"\0" + str(tuple(t.shape)).encode() + str(t.dtype).encode() + b"\0")
             h.update(t.numpy().tobytes())
         return h.digest()
+
+    def estimated_peak_bytes(self, h: int, w: int) -> int:
+        """Rough peak memory of coding an ``h x w`` image (bytes), used to choose a tile size.
+
+        Calibrated on MLIC++: about 4.5 bytes per pixel per channel of the transform width N (encode and
+        decode alike, measured at 1024x1024 with N = 192), plus the weights. Subclasses may refine it.
+        """
+        ph, pw = self.padded_size(h, w)
+        width = int(self.config.get("N", 192))
+        return int(4.5 * width * ph * pw) + 4 * self.num_parameters()
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -24,7 +24,6 @@ import re
 import torch
 import torch.nn as nn
 
-from .. import determinism
 from ..contexts import checkerboard as ckbd
 from ..contexts.mlicpp import (ChannelContext, EntropyParameters, LatentResidualPrediction, LinearGlobalInterContext,
                                LinearGlobalIntraContext, LocalContext)
@@ -239,11 +238,11 @@ class MLICPlusPlus(CompressionModel):
         _, z_likelihoods = self.entropy_bottleneck(z)
         z_hat = self.entropy_bottleneck.quantize_ste(z) if self.training else \
             torch.round(z - self.entropy_bottleneck.medians()) + self.entropy_bottleneck.medians()
-        with determinism.deterministic(not self.training):
+        with self.deterministic(not self.training):
             hyper = self.h_s(z_hat)
             q = _ForwardQuantizer(y, self.gaussian_conditional, self.training, self.slice_ch)
             y_hat = self._slices(hyper, q)
-        with determinism.deterministic(not self.training and self.deterministic_synthesis):
+        with self.deterministic(not self.training and self.deterministic_synthesis):
             x_hat = self.g_s(y_hat)
         return {"x_hat": x_hat,
                 "likelihoods": {"y": torch.cat(q.likelihoods, dim=1), "z": z_likelihoods},
@@ -254,7 +253,7 @@ class MLICPlusPlus(CompressionModel):
         z = self.h_a(y)
         enc_z, enc_y = Encoder(), Encoder()
         z_hat = self.entropy_bottleneck.compress(z, enc_z)
-        with determinism.deterministic():
+        with self.deterministic():
             hyper = self.h_s(z_hat)
             y_hat = self._slices(hyper, _EncodeQuantizer(y, self.gaussian_conditional, enc_y, self.slice_ch))
         return [enc_y.finish(), enc_z.finish()], latent_checksum(y_hat)
@@ -265,11 +264,11 @@ class MLICPlusPlus(CompressionModel):
         dec_z = Decoder(z_string)
         z_hat = self.entropy_bottleneck.decompress(dec_z, (1, self.N, ph // 64, pw // 64))
         dec_y = Decoder(y_string)
-        with determinism.deterministic():
+        with self.deterministic():
             hyper = self.h_s(z_hat)
             y_hat = self._slices(hyper, _DecodeQuantizer(self.gaussian_conditional, dec_y))
         checksum = latent_checksum(y_hat)
-        with determinism.deterministic(self.deterministic_synthesis):
+        with self.deterministic(self.deterministic_synthesis):
             x_hat = self.g_s(y_hat)
         return x_hat, checksum
 
@@ -286,15 +285,14 @@ class MLICPlusPlus(CompressionModel):
         if "state_dict" in state_dict and isinstance(state_dict["state_dict"], dict):
             state_dict = state_dict["state_dict"]
         sd = convert_reference_state_dict(state_dict)
-        try:
-            cfg = dict(N=sd["g_a.analysis_transform.0.conv1.weight"].shape[0],
-                       M=sd["g_a.analysis_transform.6.weight"].shape[0])
-            cfg["slice_num"] = len({k.split(".")[1] for k in sd if k.startswith("entropy_parameters_anchor.")})
-        except KeyError as exc:
-            raise CheckpointError(f"not an MLIC++ state dict (missing {exc})") from None
+        cfg = infer_config(sd, variant)
         cfg.update(config)
         model = cls(variant=variant, **cfg)
-        missing, unexpected = model.load_state_dict(sd, strict=False)
+        try:
+            missing, unexpected = model.load_state_dict(sd, strict=False)
+        except RuntimeError as exc:
+            detail = next((ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln), str(exc)[:200])
+            raise CheckpointError(f"state dict does not fit MLIC++ variant {variant!r}: {detail}") from None
         missing = [k for k in missing if not _is_table_buffer(k)]
         if missing or unexpected:
             detail = "; ".join(filter(None, [f"missing {missing[:3]}" if missing else "",
@@ -303,6 +301,23 @@ class MLICPlusPlus(CompressionModel):
         model.eval()
         model.update()
         return model
+
+
+def infer_config(sd: dict, variant: str = "current") -> dict:
+    """MLIC++ constructor keywords read off a (converted) state dict's shapes."""
+    try:
+        w = lambda k: sd[k].shape  # noqa: E731
+        cfg = dict(N=w("g_a.analysis_transform.0.conv1.weight")[0], M=w("g_a.analysis_transform.6.weight")[0])
+        cfg["slice_num"] = len({k.split(".")[1] for k in sd if k.startswith("entropy_parameters_anchor.")})
+        cfg["ep_hidden"] = tuple(w(f"entropy_parameters_anchor.0.fusion.{i}.weight")[0] for i in (0, 2, 4))
+        if cfg["slice_num"] > 1:
+            cfg["cc_hidden"] = tuple(w(f"channel_context.1.fushion.{i}.weight")[0] for i in (0, 2))
+        if variant != "2023":
+            cfg["lrp_hidden"] = tuple(w(f"lrp_anchor.0.lrp_transform.{i}.weight")[0] for i in (0, 2))
+        cfg["local_heads"] = w("local_context.0.relative_position_table")[1]
+    except KeyError as exc:
+        raise CheckpointError(f"not an MLIC++ state dict (missing {exc})") from None
+    return cfg
 
 
 _REF_SKIP = re.compile(r"(_offset|_quantized_cdf|_cdf_length|relative_position_index|pedestal|lower_bound\.bound|"

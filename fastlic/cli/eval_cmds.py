@@ -1,0 +1,149 @@
+"""``fastlic eval``, ``fastlic bdrate`` and ``fastlic plot``: the evaluation commands (needs the ``eval`` extra)."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+from ..errors import FastlicError
+
+
+def _number(text: str):
+    """A quality value: an int when it is written as one, else a float."""
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise __import__("argparse").ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def register(sub):
+    p = sub.add_parser("eval", help="evaluate a learned or classic codec on a folder of images",
+                       description="Code every image of --data at every quality point into a real file, decode it, "
+                                   "and write bpp, PSNR, MS-SSIM, times and peak memory (CompressAI JSON shape).")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--model", help="registry name of a learned model (see `fastlic models`)")
+    what.add_argument("--codec", help="classic codec: jpeg, webp, avif, jxl, jpeg2000, vtm, bpg")
+    p.add_argument("--checkpoint", action="append", metavar="P",
+                   help="weights of --model; repeat for several rate points")
+    p.add_argument("--quality", "--qualities", dest="qualities", nargs="+", type=_number, metavar="Q",
+                   help="quality points (codec parameter, or quality of a variable-rate model)")
+    p.add_argument("--random-init", action="store_true",
+                   help="evaluate --model with untrained random weights (timing/pipeline check only)")
+    p.add_argument("--data", required=True, metavar="DIR", help="folder of images")
+    p.add_argument("-o", "--output", required=True, metavar="JSON", help="results file to write")
+    p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1; use 1 for timings)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per process (learned models)")
+    p.add_argument("--device", default="cpu", help="torch device of a learned model (cpu, cuda)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N images (by name)")
+    p.add_argument("--keep-files", metavar="DIR", help="keep the coded files in DIR")
+    p.add_argument("--name", help="curve name in the results file (default: the codec's)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("bdrate", help="Bjøntegaard delta rate of results files against an anchor",
+                       description="BD-rate (pchip, overlapping quality range) of each TEST against ANCHOR; "
+                                   "negative = fewer bits than the anchor at equal quality.")
+    p.add_argument("anchor", metavar="ANCHOR.json")
+    p.add_argument("tests", nargs="+", metavar="TEST.json")
+    p.add_argument("--metric", choices=("psnr-rgb", "ms-ssim-rgb"), default="psnr-rgb")
+    p.set_defaults(func=cmd_bdrate)
+
+    p = sub.add_parser("plot", help="rate-distortion curves (PSNR and MS-SSIM vs bpp) of results files")
+    p.add_argument("results", nargs="*", metavar="RESULTS.json")
+    p.add_argument("--anchor", action="append", default=[], metavar="JSON",
+                   help="published curve drawn dashed (repeatable; a folder adds every *.json in it)")
+    p.add_argument("-o", "--output", required=True, metavar="PNG")
+    p.add_argument("--title", default="Rate-distortion")
+    p.add_argument("--max-bpp", type=float, help="draw points up to this rate only")
+    p.set_defaults(func=cmd_plot)
+
+
+def _eval_imports():
+    try:
+        import imagecodecs  # noqa: F401
+        import matplotlib  # noqa: F401
+        import pytorch_msssim  # noqa: F401
+        import scipy  # noqa: F401
+        import tqdm  # noqa: F401
+    except ImportError as exc:
+        raise FastlicError(f"the evaluation needs the 'eval' extra ({exc.name} is missing): "
+                           f"pip install 'fastlic[eval]'") from None
+
+
+def cmd_eval(args):
+    _eval_imports()
+    from ..evaluation import get_codec
+    from ..evaluation.base import EvaluationError
+    from ..evaluation.learned import LearnedCodec
+    from ..evaluation.results import write_json_atomic
+    from ..evaluation.runner import evaluate, find_images
+
+    images = find_images(args.data, args.limit)
+    if args.model:
+        codec = LearnedCodec(args.model, args.checkpoint, args.qualities, device=args.device,
+                             random_init=args.random_init)
+    else:
+        if args.checkpoint or args.random_init:
+            raise EvaluationError("--checkpoint and --random-init apply to --model, not --codec")
+        codec = get_codec(args.codec, args.qualities)
+    if args.name:
+        codec.name = args.name
+    out = Path(args.output)
+    if out.is_dir():
+        raise EvaluationError(f"{out} is a folder; give a .json file name")
+    result = evaluate(codec, images, workers=args.workers, threads=args.threads,
+                      progress=not args.no_progress, keep_files=args.keep_files)
+    result["name"] = args.name or result["name"]
+    result["meta"]["dataset"] = str(Path(args.data))
+    result["meta"]["command"] = "fastlic " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    write_json_atomic(out, result)
+    r = result["results"]
+    print(f"{result['name']}: {len(images)} images x {len(r['bpp'])} points -> {out}")
+    for q, b, p_, m in zip(r["quality"], r["bpp"], r["psnr-rgb"], r["ms-ssim-rgb"]):
+        ms = f"{m:.4f}" if m is not None else "-"
+        ps = f"{p_:.2f}" if p_ is not None else "inf"
+        print(f"  q={q}: {b:.4f} bpp  {ps} dB  MS-SSIM {ms}")
+    return 0
+
+
+def cmd_bdrate(args):
+    _eval_imports()
+    from ..evaluation.bdrate import bd_psnr_results, bd_rate_results
+    from ..evaluation.results import load_results
+
+    anchor = load_results(args.anchor)
+    unit = "dB" if args.metric == "psnr-rgb" else "dB (MS-SSIM)"
+    print(f"BD-rate against {anchor['name']} ({args.anchor}), {args.metric}, pchip:")
+    for path in args.tests:
+        test = load_results(path)
+        rate = bd_rate_results(anchor, test, args.metric)
+        gain = bd_psnr_results(anchor, test, args.metric)
+        print(f"  {test['name']}: BD-rate {rate:+.2f} %  BD-quality {gain:+.3f} {unit}  ({path})")
+    return 0
+
+
+def cmd_plot(args):
+    _eval_imports()
+    from ..evaluation.base import EvaluationError
+    from ..evaluation.plot import plot_rd
+    from ..evaluation.results import load_results
+
+    anchor_files = []
+    for a in args.anchor:
+        p = Path(a)
+        if p.is_dir():
+            found = sorted(p.glob("*.json"))
+            if not found:
+                raise EvaluationError(f"no *.json results files in {p}")
+            anchor_files += found
+        else:
+            anchor_files.append(p)
+    out = plot_rd([load_results(f) for f in args.results], args.output,
+                  anchors=[load_results(f) for f in anchor_files], title=args.title,
+                  max_bpp=args.max_bpp)
+    print(f"wrote {out}")
+    return 0

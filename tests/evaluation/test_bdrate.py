@@ -1,0 +1,57 @@
+"""BD-rate against published values (shared anchors) and against curves whose answer is known exactly."""
+
+import math
+
+import numpy as np
+import pytest
+
+from fastlic.evaluation.base import EvaluationError
+from fastlic.evaluation.bdrate import bd_psnr, bd_rate, bd_rate_results
+from fastlic.evaluation.results import load_results
+
+
+@pytest.mark.parametrize("test_file, expected, tol", [
+    ("mlicpp_paper_mse.json", -15.0, 0.3),
+    ("paper-elic2022_mse.json", -7.0, 0.3),
+    ("bpg_444_x265_ycbcr.json", 22.0, 0.3),
+    ("webp.json", 78.8, 0.3),
+    ("jpeg.json", 208.0, 1.0),
+])
+def test_anchor_bd_rates_against_vtm(anchors_dir, test_file, expected, tol):
+    vtm = load_results(anchors_dir / "vtm.json")
+    assert bd_rate_results(vtm, load_results(anchors_dir / test_file)) == pytest.approx(expected, abs=tol)
+
+
+def test_scaled_rates_give_exact_bd_rate():
+    psnr = np.array([28.0, 31.0, 34.5, 37.0])
+    rate = np.array([0.15, 0.4, 0.9, 1.7])
+    assert bd_rate(rate, psnr, rate * 0.8, psnr) == pytest.approx(-20.0, abs=1e-9)
+    assert bd_rate(rate, psnr, rate, psnr) == pytest.approx(0.0, abs=1e-12)
+    # swapping anchor and test inverts the rate ratio
+    assert bd_rate(rate * 0.8, psnr, rate, psnr) == pytest.approx(25.0, abs=1e-9)
+
+
+def test_shifted_psnr_gives_exact_bd_psnr_and_order_is_irrelevant():
+    psnr = np.array([28.0, 31.0, 34.5, 37.0])
+    rate = np.array([0.15, 0.4, 0.9, 1.7])
+    assert bd_psnr(rate, psnr, rate, psnr + 0.7) == pytest.approx(0.7, abs=1e-9)
+    perm = [2, 0, 3, 1]
+    assert bd_rate(rate, psnr, rate[perm] * 1.1, psnr[perm]) == pytest.approx(10.0, abs=1e-9)
+
+
+def test_only_the_overlapping_range_counts():
+    psnr = np.array([28.0, 31.0, 34.0, 37.0])
+    rate = 0.1 * np.exp(0.23 * (psnr - 28.0))  # log-rate linear in PSNR: pchip is exact on any sub-range
+    # the test curve stops at 34 dB; where it overlaps it is 10 % cheaper
+    r = bd_rate(rate, psnr, rate[:3] * 0.9, psnr[:3])
+    assert r == pytest.approx(-10.0, abs=1e-9)
+
+
+def test_errors_are_one_line_evaluation_errors():
+    with pytest.raises(EvaluationError, match="no overlapping"):
+        bd_rate([0.1, 0.2], [20.0, 22.0], [1.0, 2.0], [30.0, 32.0])
+    with pytest.raises(EvaluationError, match="at least 2"):
+        bd_rate([0.1, 0.2], [20.0, 22.0], [0.1], [21.0])
+    with pytest.raises(EvaluationError, match="positive"):
+        bd_rate([0.0, 0.2], [20.0, 22.0], [0.1, 0.3], [21.0, 23.0])
+    assert math.isfinite(bd_rate([0.1, 0.2], [20.0, 22.0], [0.1, 0.3], [21.0, 23.0]))

@@ -1,0 +1,46 @@
+"""Learned models go through the same runner as JPEG: .flic files, one rate point per checkpoint."""
+
+import pytest
+import torch
+
+from fastlic.checkpoint import save_checkpoint
+from fastlic.evaluation.base import EvaluationError
+from fastlic.evaluation.learned import LearnedCodec
+from fastlic.evaluation.runner import evaluate, find_images
+from fastlic.registry import create_model
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ckpt")
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        m = create_model("mlicpp-tiny")
+        m.update()
+        paths.append(d / f"tiny{seed}.pt")
+        save_checkpoint(paths[-1], m, {"seed": seed})
+    return paths
+
+
+def test_one_point_per_checkpoint_with_real_flic_files(checkpoints, crops_dir, tmp_path):
+    codec = LearnedCodec("mlicpp-tiny", checkpoints)
+    res = evaluate(codec, find_images(crops_dir, limit=1), progress=False, keep_files=tmp_path)
+    assert res["results"]["quality"] == [0, 1] and res["name"] == "mlicpp-tiny"
+    files = sorted(tmp_path.glob("*.flic"))
+    assert len(files) == 2
+    for r, f in zip(res["per_image"], files):
+        assert r["bpp"] == 8 * f.stat().st_size / (r["height"] * r["width"])
+    # the two checkpoints are different weights: different files
+    assert files[0].read_bytes() != files[1].read_bytes()
+
+
+def test_random_init_and_bad_arguments(crops_dir, checkpoints):
+    res = evaluate(LearnedCodec("mlicpp-tiny", random_init=True), find_images(crops_dir, limit=1), progress=False)
+    assert res["results"]["bpp"][0] > 0 and res["description"].endswith("(random weights)")
+    with pytest.raises(EvaluationError, match="does not exist"):
+        LearnedCodec("mlicpp-tiny", [checkpoints[0].with_name("missing.pt")])
+    with pytest.raises(EvaluationError, match="not both"):
+        LearnedCodec("mlicpp-tiny", checkpoints, qualities=[1, 2])
+    with pytest.raises(EvaluationError, match="unknown model"):
+        LearnedCodec("nope", random_init=True).prepare()

@@ -1,0 +1,231 @@
+"""The command line as a user meets it: round trips, and one-line errors for every kind of bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import fastlic
+from fastlic.checkpoint import save_checkpoint
+from fastlic.cli import main
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    torch.manual_seed(0)
+    m = fastlic.create_model("mlicpp-tiny").eval()
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(path, m, {"note": "random weights for tests"})
+    return path
+
+
+@pytest.fixture
+def image(tmp_path):
+    rng = np.random.default_rng(0)
+    arr = (rng.random((45, 70, 3)) * 255).astype(np.uint8)
+    path = tmp_path / "img.png"
+    Image.fromarray(arr).save(path)
+    return path, arr
+
+
+def run(*args):
+    return main([str(a) for a in args])
+
+
+def _err_lines(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    return [e for e in err if not e.startswith("fastlic: warning")]
+
+
+def test_compress_decompress_info(tmp_path, image, ckpt, capsys):
+    path, arr = image
+    flic, out = tmp_path / "a.flic", tmp_path / "a.png"
+    assert run("compress", path, "-o", flic, "--checkpoint", ckpt, "--threads", 2) == 0
+    assert run("decompress", flic, "-o", out, "--checkpoint", ckpt) == 0
+    dec = np.asarray(Image.open(out))
+    assert dec.shape == arr.shape
+    assert run("info", flic) == 0
+    text = capsys.readouterr().out
+    assert "mlicpp-tiny" in text and "70x45" in text and "bpp" in text
+
+
+def test_decompress_without_weights_or_with_other_weights(tmp_path, image, ckpt, capsys):
+    path, _ = image
+    flic = tmp_path / "a.flic"
+    assert run("compress", path, "-o", flic, "--checkpoint", ckpt) == 0
+    capsys.readouterr()
+    assert run("decompress", flic, "-o", tmp_path / "x.png") == 1  # nothing bundled for mlicpp-tiny
+    torch.manual_seed(1)
+    other = tmp_path / "other.pt"
+    save_checkpoint(other, fastlic.create_model("mlicpp-tiny").eval())
+    assert run("decompress", flic, "-o", tmp_path / "x.png", "--checkpoint", other) == 1
+    err = _err_lines(capsys)
+    assert len(err) == 2 and "other weights" in err[1]
+    assert not (tmp_path / "x.png").exists()
+
+
+def _bad_inputs(tmp_path, good_flic: bytes, png: Path):
+    cases = {}
+    cases["truncated.flic"] = good_flic[: len(good_flic) // 2]
+    flipped = bytearray(good_flic)
+    flipped[len(flipped) // 2] ^= 0x10
+    cases["flipped.flic"] = bytes(flipped)
+    cases["renamed_png.flic"] = png.read_bytes()
+    cases["empty.flic"] = b""
+    paths = {}
+    for name, data in cases.items():
+        p = tmp_path / name
+        p.write_bytes(data)
+        paths[name] = p
+    return paths
+
+
+def test_bad_flic_files_give_one_line_errors(tmp_path, image, ckpt, capsys):
+    path, _ = image
+    good = tmp_path / "good.flic"
+    assert run("compress", path, "-o", good, "--checkpoint", ckpt) == 0
+    for name, bad in _bad_inputs(tmp_path, good.read_bytes(), path).items():
+        capsys.readouterr()
+        out = tmp_path / f"{name}.png"
+        assert run("decompress", bad, "-o", out, "--checkpoint", ckpt) == 1, name
+        err = _err_lines(capsys)
+        assert len(err) == 1 and err[0].startswith("fastlic: error:") and str(bad) in err[0], (name, err)
+        assert not out.exists()
+        assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    assert run("decompress", tmp_path / "missing.flic", "-o", tmp_path / "m.png", "--checkpoint", ckpt) == 1
+
+
+def test_bad_images_give_one_line_errors(tmp_path, ckpt, capsys):
+    text = tmp_path / "notes.png"
+    text.write_text("this is not an image\n")
+    cases = [(text, "not a readable image"), (tmp_path / "missing.png", "no such file")]
+    for src, msg in cases:
+        capsys.readouterr()
+        out = tmp_path / "o.flic"
+        assert run("compress", src, "-o", out, "--checkpoint", ckpt) == 1
+        err = _err_lines(capsys)
+        assert len(err) == 1 and msg in err[0] and str(src) in err[0]
+        assert not out.exists()
+    assert run("compress", text, "-o", tmp_path / "nodir" / "o.flic", "--checkpoint", ckpt) == 1
+
+
+def test_directory_with_mixed_content(tmp_path, image, ckpt, capsys):
+    path, _ = image
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.png").write_bytes(path.read_bytes())
+    (src / "b.txt").write_text("hello")
+    (src / "c.png").write_bytes(b"\x89PNG broken")
+    Image.fromarray(np.zeros((9, 9), np.uint8)).save(src / "d.png")  # grayscale: converted with a warning
+    out = tmp_path / "out"
+    out.mkdir()
+    capsys.readouterr()
+    assert run("compress", src, "-o", out, "--checkpoint", ckpt) == 1
+    err = capsys.readouterr().err
+    assert "2 of 4 inputs failed" in err and "b.txt" in err and "c.png" in err and "grayscale" in err
+    assert sorted(p.name for p in out.iterdir()) == ["a.flic", "d.flic"]
+    assert run("compress", src, "-o", tmp_path / "missing_dir", "--checkpoint", ckpt) == 1
+
+
+def test_compress_without_bundled_weights_says_so(image, tmp_path, capsys):
+    path, _ = image
+    assert run("compress", path, "-o", tmp_path / "x.flic", "--model", "mlicpp-tiny") == 1
+    err = _err_lines(capsys)
+    assert len(err) == 1 and "no trained weights are bundled" in err[0]
+
+
+def test_console_script_and_demo(tmp_path):
+    """The installed entry point runs the README's main job end to end (no traceback, exit 0)."""
+    exe = Path(sys.executable).with_name("fastlic")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "fastlic.cli"]
+    res = subprocess.run(cmd + ["demo", "-o", str(tmp_path)], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "2"})
+    assert res.returncode == 0, res.stderr
+    assert "PSNR" in res.stdout and "bpp" in res.stdout
+    assert (tmp_path / "demo.flic").exists() and (tmp_path / "demo.png").exists()
+    res = subprocess.run(cmd + ["decompress", str(tmp_path / "nope.flic"), "-o", str(tmp_path / "n.png")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1 and "Traceback" not in res.stderr and res.stderr.count("\n") == 1
+
+
+def test_convert_checkpoint(tmp_path, capsys):
+    from fastlic.codec import load_model
+    from fastlic.models.mlicpp import MLICPlusPlus
+
+    torch.manual_seed(0)
+    src_model = MLICPlusPlus(N=32, M=64, slice_num=2, ep_hidden=(32, 32, 32), cc_hidden=(32, 32),
+                             lrp_hidden=(32, 32))
+    # an official-style checkpoint: module. prefix, legacy names, training extras
+    sd = {}
+    for k, v in src_model.state_dict().items():
+        if "_table_" in k:
+            continue
+        k = k.replace("entropy_bottleneck.matrices.", "entropy_bottleneck._matrix")
+        sd["module." + k] = v
+    ref = tmp_path / "ref.pth.tar"
+    torch.save({"epoch": 7, "state_dict": sd, "optimizer": {}, "loss": torch.tensor(1.5)}, ref)
+    out = tmp_path / "conv.pt"
+    assert run("convert-checkpoint", ref, "-o", out) == 0
+    model = load_model(checkpoint=out)
+    assert model.model_name == "mlicpp" and model.checkpoint_meta["epoch"] == 7
+    assert model.config["ep_hidden"] == (32, 32, 32) or list(model.config["ep_hidden"]) == [32, 32, 32]
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = src_model.eval()(x)["x_hat"]
+        assert torch.equal(model(x)["x_hat"], expected)
+    # the raw reference file also works directly as --checkpoint
+    direct = load_model(checkpoint=ref)
+    assert direct.fingerprint() == model.fingerprint()
+    bad = tmp_path / "bad.pth.tar"
+    torch.save({"state_dict": {"module.g_a.analysis_transform.0.conv1.weight": torch.zeros(3)}}, bad)
+    capsys.readouterr()
+    assert run("convert-checkpoint", bad, "-o", tmp_path / "b.pt") == 1
+    assert len(_err_lines(capsys)) == 1 and not (tmp_path / "b.pt").exists()
+
+
+def test_full_disk_leaves_no_partial_file(tmp_path, image, ckpt, capsys, monkeypatch):
+    import errno
+
+    import fastlic.io as fio
+
+    path, _ = image
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fio.os, "fsync", full)
+    out = tmp_path / "o.flic"
+    capsys.readouterr()
+    assert run("compress", path, "-o", out, "--checkpoint", ckpt) == 1
+    err = _err_lines(capsys)
+    assert len(err) == 1 and "No space left" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img.png"]
+
+
+def test_sigint_never_leaves_a_partial_file(tmp_path, ckpt):
+    import signal
+    import time
+
+    big = tmp_path / "big.png"
+    Image.fromarray((np.random.default_rng(0).random((1500, 1500, 3)) * 255).astype(np.uint8)).save(big)
+    out = tmp_path / "big.flic"
+    exe = Path(sys.executable).with_name("fastlic")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "fastlic.cli"]
+    proc = subprocess.Popen(cmd + ["compress", str(big), "-o", str(out), "--checkpoint", str(ckpt)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert "Traceback" not in err
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    if proc.returncode == 130:
+        assert not out.exists()
+    else:  # finished before the signal: then the file is complete
+        assert proc.returncode == 0 and run("info", out) == 0
