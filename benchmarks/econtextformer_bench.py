@@ -255,7 +255,7 @@ def cmd_breakdown(args):
                 spent[label] = spent.get(label, 0.0) + time.perf_counter() - t
         setattr(obj, attr, timed_fn)
 
-    wrap(m.context_model, "step", "context_model")
+    wrap(m.context_model, "forward", "context_model")
     wrap(m.gmm, "decode", "mixture_decode")
     wrap(m, "_params", "entropy_parameters")
     wrap(m.h_s, "forward", "h_s")

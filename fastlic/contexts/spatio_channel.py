@@ -109,8 +109,12 @@ class SpatioChannelLayer(nn.Module):
         b = table[offsets]  # [n_keys, T, T, h]
         return b.permute(3, 1, 0, 2).reshape(self.heads, self.k ** 2, n_keys * self.k ** 2)
 
-    def forward(self, x: torch.Tensor, geo: _Geometry) -> torch.Tensor:
-        """All groups in one pass with the causal group mask; x ``[B, S, Hp, Wp, d]``."""
+    def forward(self, x: torch.Tensor, geo: _Geometry, group: int | None = None, cache: dict | None = None):
+        """``group=None``: all groups of x ``[B, S, Hp, Wp, d]`` in one pass with the causal group mask;
+        otherwise one decoding step (:meth:`step`). Both go through ``forward`` so that module hooks (e.g.
+        ``torch.utils.flop_counter``) attribute the attention products to this layer."""
+        if group is not None:
+            return self.step(x, group, cache, geo)
         s, T = x.shape[1], self.k ** 2
         xw = partition(x, self.k, self.shift)
         q, k, v = self.block.qkv(xw)  # [B, nW, h, S·T, hd]
@@ -186,9 +190,14 @@ class SpatioChannelTransformer(nn.Module):
         """[B, G, Hp, Wp, d] -> [B, G, d, H, W2]."""
         return self.norm(x[:, :, : geo.h, : geo.w]).permute(0, 1, 4, 2, 3)
 
-    def forward(self, groups: torch.Tensor) -> torch.Tensor:
+    def forward(self, groups: torch.Tensor | None = None, state: dict | None = None,
+                values: torch.Tensor | None = None, anchor: bool = False) -> torch.Tensor:
         """Training / one-pass path: ``groups [B, G_in, p, H, W2]`` (the coded groups that serve as inputs)
-        -> outputs ``[B, S, d_e, H, W2]``; output ``s`` sees only inputs of sequence groups ``<= s``."""
+        -> outputs ``[B, S, d_e, H, W2]``; output ``s`` sees only inputs of sequence groups ``<= s``.
+        With ``state``: one decoding step, :meth:`step` (called through ``forward`` so that module hooks
+        such as ``torch.utils.flop_counter``'s see the context model)."""
+        if state is not None:
+            return self.step(state, values, anchor)
         b, g_in, _, h, w = groups.shape
         geo = self.geometry(h, w)
         x = torch.cat([self._tokens(groups[:, i], geo, b) for i in range(g_in)], dim=1)
@@ -229,5 +238,5 @@ class SpatioChannelTransformer(nn.Module):
     def _step_rows(self, tokens, g, caches, partner, geo):
         x = torch.cat([tokens, torch.zeros_like(tokens)], dim=1) if partner else tokens
         for layer, cache in zip(self.layers, caches):
-            x = layer.step(x, g, cache, geo)
+            x = layer(x, geo, g, cache)
         return self._out(x[:, :1], geo)[:, 0]

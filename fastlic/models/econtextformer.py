@@ -294,7 +294,7 @@ class EContextformer(MixtureHyperpriorCodec):
         for g in range(self.num_groups):
             ctx = None
             if g or not self.sfg:
-                ctx = self.context_model.step(state, done[-1] if done else None, anchor=(g - 1) % 2 == 0)
+                ctx = self.context_model(state=state, values=done[-1] if done else None, anchor=(g - 1) % 2 == 0)
             done.append(q(g, *self._params(g, halves, ctx)))
         return self.merge_groups(done)
 
