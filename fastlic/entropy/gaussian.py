@@ -147,12 +147,15 @@ class GaussianMixtureConditional(nn.Module):
     Coding: the symbol is ``round(y) - c`` where ``c = round(sum_k w_k mu_k)`` is an integer center computed
     from the parameters, coded with a row over ``[-W, W]`` (plus escape bins) built in float64 from the
     mixture's bin masses; ``W`` adapts to the chunk's largest mixture spread up to ``max_half_width``.
+    A call is coded as consecutive chunks of at most ``chunk_size`` symbols (one coder chunk and one ``W``
+    each), which bounds the float64 work arrays to ``chunk_size · (2W+3) · k`` values whatever the image size.
     """
 
     def __init__(self, k: int = 3, scale_bound: float = 0.11, likelihood_bound: float = 1e-9,
-                 max_half_width: int = 64, spread: float = 6.0):
+                 max_half_width: int = 64, spread: float = 6.0, chunk_size: int = 4096):
         super().__init__()
         self.k = int(k)
+        self.chunk_size = int(chunk_size)
         self.scale_bound = float(scale_bound)
         self.lower_bound_scale = LowerBound(scale_bound)
         self.likelihood_lower_bound = LowerBound(likelihood_bound)
@@ -198,16 +201,26 @@ class GaussianMixtureConditional(nn.Module):
     def _flat(t: torch.Tensor, component_dim: int) -> torch.Tensor:
         return t.movedim(component_dim, -1).reshape(-1, t.shape[component_dim])
 
+    def _chunks(self, weights, means, scales, component_dim: int):
+        """Yield (start, stop, centers, rows, offset) over consecutive chunks of the flattened symbols."""
+        w, mu, s = (self._flat(t, component_dim) for t in (weights, means, scales))
+        n = w.shape[0]
+        for start in range(0, n, self.chunk_size):
+            stop = min(n, start + self.chunk_size)
+            yield (start, stop, *self._rows(w[start:stop], mu[start:stop], s[start:stop]))
+
     def encode(self, encoder: Encoder, y, weights, means, scales, component_dim: int = 1) -> torch.Tensor:
         """Code ``round(y)``; -> the quantized values. Run inside :func:`fastlic.determinism.deterministic`."""
-        q = torch.round(y)
-        center, rows, offset = self._rows(*(self._flat(t, component_dim) for t in (weights, means, scales)))
-        encoder.encode_rows((q.reshape(-1).long() - center).numpy(), rows, offset)
+        q = torch.round(y) + 0.0  # + 0.0 turns -0.0 into 0.0, the value the decoder returns
+        flat = q.reshape(-1).long()
+        for start, stop, center, rows, offset in self._chunks(weights, means, scales, component_dim):
+            encoder.encode_rows((flat[start:stop] - center).numpy(), rows, offset)
         return q
 
     def decode(self, decoder: Decoder, weights, means, scales, component_dim: int = 1) -> torch.Tensor:
-        center, rows, offset = self._rows(*(self._flat(t, component_dim) for t in (weights, means, scales)))
-        sym = torch.from_numpy(decoder.decode_rows(rows, offset)) + center
+        parts = [torch.from_numpy(decoder.decode_rows(rows, offset)) + center
+                 for _, _, center, rows, offset in self._chunks(weights, means, scales, component_dim)]
+        sym = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
         shape = list(means.shape)
         del shape[component_dim]
         return sym.to(means.dtype).reshape(shape)

@@ -2,5 +2,7 @@
 
 from .base import CompressionModel
 from .mlicpp import MLICPlusPlus
+from .econtextformer import EContextformer
+from .contextformer import Contextformer
 
-__all__ = ["CompressionModel", "MLICPlusPlus"]
+__all__ = ["CompressionModel", "MLICPlusPlus", "EContextformer", "Contextformer"]

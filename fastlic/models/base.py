@@ -76,12 +76,13 @@ class CompressionModel(nn.Module):
         return out
 
     @torch.no_grad()
-    def compress(self, x: torch.Tensor) -> dict:
-        """Entropy-code each image of the batch: ``strings[k][i]`` is stream k of image i."""
+    def compress(self, x: torch.Tensor, **opts) -> dict:
+        """Entropy-code each image of the batch: ``strings[k][i]`` is stream k of image i. Keyword options
+        go to the model's ``_compress`` (e.g. ``ordo=True, lmbda=...`` for eContextformer)."""
         if self.training:
             raise RuntimeError("call model.eval() before compress()")
         h, w = x.shape[-2:]
-        per_image = [self._compress(self.pad(x[i : i + 1])) for i in range(x.shape[0])]
+        per_image = [self._compress(self.pad(x[i : i + 1]), **opts) for i in range(x.shape[0])]
         n = len(per_image[0][0])
         strings = [[s[k] for s, _ in per_image] for k in range(n)]
         return {"strings": strings, "shape": (h, w), "checksums": [c for _, c in per_image]}
