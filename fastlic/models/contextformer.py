@@ -20,7 +20,6 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .. import determinism
 from ..contexts.transformer import TransformerBlock
 from ..entropy.ops import ste_round
 from ..registry import register_model
@@ -139,7 +138,7 @@ class Contextformer(MixtureHyperpriorCodec):
             likelihoods.append(self.gmm.likelihood_lower_bound(lik))
             return out
 
-        with determinism.deterministic(not self.training):
+        with self.deterministic(not self.training):
             y_hat = self._drive(self.h_s(z_hat), q)
         return {"x_hat": self._synthesis(y_hat, not self.training),
                 "likelihoods": {"y": torch.cat(likelihoods, 1), "z": z_likelihoods}, "y_hat": y_hat}

@@ -23,7 +23,6 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .. import determinism
 from ..contexts import checkerboard as ckbd
 from ..contexts.spatio_channel import SpatioChannelTransformer
 from ..entropy.bottleneck import EntropyBottleneck
@@ -177,14 +176,14 @@ class MixtureHyperpriorCodec(CompressionModel):
 
     def _synthesis(self, y_hat: torch.Tensor, coding: bool) -> torch.Tensor:
         """g_s; single-threaded on coding paths when ``deterministic_synthesis`` (thread-independent pixels)."""
-        with determinism.deterministic(coding and self.deterministic_synthesis):
+        with self.deterministic(coding and self.deterministic_synthesis):
             return self.g_s(y_hat)
 
     def _encode_latents(self, y, z):
         """Code (y, z) -> (streams, y_hat as the decoder will see it)."""
         enc_z, enc_y = Encoder(), Encoder()
         z_hat = self.entropy_bottleneck.compress(z, enc_z)
-        with determinism.deterministic():
+        with self.deterministic():
             y_hat = self._drive(self.h_s(z_hat), self._encode_quantizer(y, enc_y))
         return [enc_y.finish(), enc_z.finish()], y_hat
 
@@ -198,7 +197,7 @@ class MixtureHyperpriorCodec(CompressionModel):
         ph, pw = padded_hw
         z_hat = self.entropy_bottleneck.decompress(Decoder(z_string), (1, self.N, ph // 64, pw // 64))
         dec = Decoder(y_string)
-        with determinism.deterministic():
+        with self.deterministic():
             y_hat = self._drive(self.h_s(z_hat), lambda key, *params: self.gmm.decode(dec, *params))
         return self._synthesis(y_hat, True), latent_checksum(y_hat)
 
@@ -330,7 +329,7 @@ class EContextformer(MixtureHyperpriorCodec):
         groups = self.split_groups(y)
         q = _ForwardQuantizer(groups, self.gmm, mode == "train", self.context_input, ste=(mode == "ste"))
         if mode == "eval":
-            with determinism.deterministic():
+            with self.deterministic():
                 y_hat = self._drive(self.h_s(z_hat), q)
         else:
             y_hat = self._parallel(self.h_s(z_hat), q)
