@@ -229,3 +229,19 @@ def test_sigint_never_leaves_a_partial_file(tmp_path, ckpt):
         assert not out.exists()
     else:  # finished before the signal: then the file is complete
         assert proc.returncode == 0 and run("info", out) == 0
+
+
+def test_ordo_flag(tmp_path, image, capsys):
+    torch.manual_seed(0)
+    m = fastlic.create_model("econtextformer-tiny").eval()
+    ck = tmp_path / "ecf.pt"
+    save_checkpoint(ck, m, {"lmbda": 0.0067})
+    path, _ = image
+    out = tmp_path / "o.flic"
+    assert run("compress", path, "-o", out, "--checkpoint", ck, "--ordo") == 0
+    assert run("decompress", out, "-o", tmp_path / "o.png", "--checkpoint", ck) == 0
+    capsys.readouterr()
+    tiny = tmp_path / "tiny.pt"
+    save_checkpoint(tiny, fastlic.create_model("mlicpp-tiny").eval())
+    assert run("compress", path, "-o", tmp_path / "p.flic", "--checkpoint", tiny, "--ordo") == 1
+    assert "does not support --ordo" in capsys.readouterr().err

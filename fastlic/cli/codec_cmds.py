@@ -35,6 +35,11 @@ def register(sub):
     p.add_argument("--tile-overlap", type=int, default=32, help="pixels shared by neighbouring tiles (default 32)")
     p.add_argument("--max-memory", type=float, default=codec.DEFAULT_MAX_MEMORY / 2 ** 30,
                    help="memory ceiling in GiB for one tile; larger images are tiled (default %(default)g)")
+    p.add_argument("--ordo", action="store_true",
+                   help="online rate-distortion optimization of the latents at the encoder (eContextformer); the "
+                        "decoder is unchanged")
+    p.add_argument("--lmbda", type=float,
+                   help="the model's training lambda for --ordo (default: from the checkpoint's metadata)")
     p.add_argument("--coding-threads", type=int, default=1,
                    help="threads of the deterministic entropy-parameter path, recorded in the file; the decoder "
                         "uses the same number (default 1)")
@@ -93,6 +98,19 @@ def _progress(items, enabled: bool):
     return tqdm(items, unit="img", file=sys.stderr)
 
 
+def _ordo_options(args, model) -> dict:
+    if not args.ordo:
+        if args.lmbda is not None:
+            raise FastlicError("--lmbda is only used with --ordo")
+        return {}
+    if not hasattr(model, "rd_loss"):
+        raise FastlicError(f"model {model.model_name!r} does not support --ordo")
+    lmbda = args.lmbda if args.lmbda is not None else getattr(model, "checkpoint_meta", {}).get("lmbda")
+    if not isinstance(lmbda, (int, float)):
+        raise FastlicError("--ordo needs the lambda the model was trained with: pass --lmbda")
+    return {"ordo": True, "lmbda": float(lmbda)}
+
+
 def cmd_compress(args) -> int:
     _setup(args)
     files = _expand_inputs(args.inputs)
@@ -104,6 +122,7 @@ def cmd_compress(args) -> int:
     if not 1 <= args.coding_threads <= 16:
         raise FastlicError("--coding-threads must be in 1..16")
     model.coding_threads = args.coding_threads
+    opts = _ordo_options(args, model)
     failures = []
     for f in _progress(files, len(files) > 1):
         target = out / (f.stem + ".flic") if to_dir else out
@@ -114,7 +133,7 @@ def cmd_compress(args) -> int:
                 print(f"fastlic: warning: {n}", file=sys.stderr)
             t0 = time.perf_counter()
             data = codec.encode_image(model, image, quality=args.quality, tile=args.tile,
-                                      overlap=args.tile_overlap, max_memory=int(args.max_memory * 2 ** 30))
+                                      overlap=args.tile_overlap, max_memory=int(args.max_memory * 2 ** 30), **opts)
             write_bytes(target, data)
             if len(files) == 1:
                 h, w = image.shape[:2]
