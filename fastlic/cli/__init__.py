@@ -10,7 +10,7 @@ import sys
 from ..errors import FastlicError
 
 #: modules that define sub-commands, in help order
-COMMAND_MODULES = ["codec_cmds", "checkpoint_cmds"]
+COMMAND_MODULES = ["codec_cmds", "checkpoint_cmds", "train_cmd"]
 
 
 def build_parser() -> argparse.ArgumentParser:
