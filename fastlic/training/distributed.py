@@ -57,7 +57,11 @@ def wrap(model: torch.nn.Module, info: DistInfo, device: torch.device):
     ignore = [n for n, _ in model.named_parameters() if n.endswith("quantiles")]
     torch.nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, ignore)
     ids = [device.index] if device.type == "cuda" else None
-    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+    ddp = torch.nn.parallel.DistributedDataParallel
+    try:  # no buffer needs syncing (no batch norm); the option was renamed in torch 2.12
+        return ddp(model, device_ids=ids, forward_sync_buffers=False)
+    except TypeError:
+        return ddp(model, device_ids=ids, broadcast_buffers=False)
 
 
 def barrier(info: DistInfo) -> None:

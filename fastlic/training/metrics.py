@@ -2,7 +2,7 @@
 
 MS-SSIM follows Wang, Simoncelli, Bovik, "Multi-scale structural similarity for image quality assessment",
 Asilomar 2003: 5 scales, weights (0.0448, 0.2856, 0.3001, 0.2363, 0.1333), an 11x11 Gaussian window with
-sigma 1.5, K1 = 0.01, K2 = 0.03, 2x2 average pooling between scales. For inputs too small for an 11-pixel
+sigma 1.5, K1 = 0.01, K2 = 0.03, 2x2 average pooling between scales (odd sides zero-padded by one, like the widely used ``pytorch_msssim``). For inputs too small for an 11-pixel
 window at the coarsest scale (training crops below 176 px), the window is shrunk to the image size at that
 scale instead of failing; values then differ slightly from the standard definition (only used as a training
 signal and validation estimate, never as a reported benchmark number).
@@ -58,5 +58,6 @@ def ms_ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.
         last = i == len(_WEIGHTS) - 1
         values.append((ssim if last else cs).clamp(min=1e-6) ** w)  # relu-like clamp keeps the power defined
         if not last:
-            x, y = F.avg_pool2d(x, 2, ceil_mode=True), F.avg_pool2d(y, 2, ceil_mode=True)
+            pad = (x.shape[-2] % 2, x.shape[-1] % 2)  # odd sides: as pytorch_msssim / the reference code
+            x, y = F.avg_pool2d(x, 2, padding=pad), F.avg_pool2d(y, 2, padding=pad)
     return math.prod(values)
