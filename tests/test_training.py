@@ -47,6 +47,18 @@ def test_resume_reproduces_the_uninterrupted_run(data, tmp_path):
     assert full.opt.state_dict()["state"][0]["exp_avg"].equal(resumed.opt.state_dict()["state"][0]["exp_avg"])
 
 
+def test_mixed_precision_keeps_entropy_models_in_float32(data, tmp_path):
+    # bf16 autocast also exists on CPU, so the GPU code path is exercised here (channels_last too)
+    t = Trainer(tiny_config(data, tmp_path, steps=2, amp="bf16", channels_last="on"), quiet=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = t.raw(torch.rand(2, 3, 64, 64))
+    assert out["x_hat"].dtype == torch.bfloat16  # the transforms do run in 16 bits
+    assert all(v.dtype == torch.float32 for v in out["likelihoods"].values())
+    losses = t.fit()["losses"]
+    t.close()
+    assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
+
+
 def test_resume_refuses_another_model(data, tmp_path):
     _fit(tiny_config(data, tmp_path, steps=1))
     with pytest.raises(ValueError, match="lmbda"):

@@ -55,7 +55,10 @@ def build_model(cfg: TrainConfig):
 
 
 def _entropy_models_in_fp32(model: torch.nn.Module, device_type: str) -> None:
-    """Run entropy models outside autocast, on float32 inputs (likelihoods need the precision)."""
+    """Run entropy models outside autocast, on float32 inputs (likelihoods need the precision), and keep the
+    latent y in float32 (16-bit floats cannot hold y - mu to the precision rounding needs)."""
+    if hasattr(model, "g_a"):
+        model.g_a.register_forward_hook(lambda _m, _inputs, out: out.float())
     for m in model.modules():
         if isinstance(m, (EntropyBottleneck, GaussianConditional)):
             inner = m.forward
@@ -105,6 +108,8 @@ class Trainer:
         self.lmbda = torch.tensor(cfg.lmbda, dtype=torch.float32, device=self.device)
         self.step = 0
         self.best = math.inf
+        self.wall_s = 0.0  # wall time of all sessions since construction (validation, checkpoints included)
+        self._t0 = time.monotonic()
 
         seed = [cfg.seed, self.info.rank, 0x7EA1]  # training noise: own stream per process
         torch.manual_seed(int(np.random.SeedSequence(seed).generate_state(1)[0]))
@@ -129,7 +134,10 @@ class Trainer:
         return {"step": self.step, "model": self.raw.state_dict(), "opt": self.opt.state_dict(),
                 "aux_opt": self.aux_opt.state_dict() if self.aux_opt else None, "sched": self.sched.state_dict(),
                 "scaler": self.scaler.state_dict(), "rng": rng_states, "best": self.best,
-                "config": self.cfg.to_dict(), "world": self.info.world}
+                "config": self.cfg.to_dict(), "world": self.info.world, "wall_s": self.elapsed()}
+
+    def elapsed(self) -> float:
+        return self.wall_s + time.monotonic() - self._t0
 
     def _load(self, path: Path) -> None:
         st = state.load_state(path)
@@ -144,6 +152,8 @@ class Trainer:
         self.sched.load_state_dict(st["sched"])
         self.scaler.load_state_dict(st["scaler"])
         self.step, self.best = int(st["step"]), float(st["best"])
+        self.wall_s = float(st.get("wall_s", 0.0))
+        self._t0 = time.monotonic()
         rng = st["rng"]
         if len(rng) == self.info.world:  # same process count: every process continues its own noise stream
             state.set_rng_state(rng[self.info.rank])
@@ -166,7 +176,9 @@ class Trainer:
         return model
 
     def _meta(self, extra: dict | None = None) -> dict:
-        return {"step": self.step, "lambda": list(self.cfg.lmbda), "metric": self.cfg.metric,
+        return {"step": self.step, "train_wall_s": round(self.elapsed(), 1), "world_size": self.info.world,
+                "batch_size": self.cfg.batch_size, "crop": self.cfg.crop, "lambda": list(self.cfg.lmbda),
+                "metric": self.cfg.metric,
                 "data": [str(d) for d in self.cfg.data], **(extra or {})}
 
     # ------------------------------------------------------------------ steps
@@ -243,8 +255,7 @@ class Trainer:
                               world=self.info.world, workers=cfg.workers, flips=cfg.flips,
                               pin_memory=self.device.type == "cuda")
         bar = ProgressBar(cfg.steps, self.step, cfg.log_interval) if main and not self.quiet else None
-        t0 = time.monotonic()
-        last_save = t0
+        last_save = time.monotonic()
         history = []
         try:
             for x, rates in loader:
@@ -254,7 +265,7 @@ class Trainer:
                     raise FloatingPointError(f"loss is {res['loss']} at step {self.step}; resume from the last "
                                              f"checkpoint with a lower learning rate")
                 if main and (self.step % cfg.log_interval == 0 or self.step == cfg.steps):
-                    row = {"step": self.step, "time_s": time.monotonic() - t0, "lr": self.sched.get_last_lr()[0],
+                    row = {"step": self.step, "time_s": self.elapsed(), "lr": self.sched.get_last_lr()[0],
                            "crop": x.shape[-1], **res}
                     self.log.train.write(row)
                     self.log.scalars("train", row, self.step)

@@ -1,0 +1,83 @@
+"""Copy a run's best weights into the package (``fastlic/weights/``) with a JSON card next to them.
+
+    python -m fastlic.training.bundle RUNDIR [--dest fastlic/weights] [--name NAME] [--which best|last]
+
+The weights file is a fastlic checkpoint (coding tables built, fingerprint fixed). The card records what the
+weights cost and what they measured: steps, training wall time, machine, batch, crops, λ per rate point, the
+training data, and the validation metrics stored with the checkpoint (estimated bpp, PSNR, MS-SSIM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import load_checkpoint, save_checkpoint
+
+
+def machine() -> str:
+    return f"{os.cpu_count()}-core CPU, {platform.machine()}, torch {torch.__version__}"
+
+
+def bundle(run: Path, dest: Path, name: str | None = None, which: str = "best", note: str = "") -> Path:
+    model = load_checkpoint(run / f"{which}.pt")
+    meta = dict(model.checkpoint_meta)
+    name = name or model.model_name
+    dest.mkdir(parents=True, exist_ok=True)
+    weights = dest / f"{name}.pt"
+    save_checkpoint(weights, model, {**meta, "bundled_from": f"{run.name}/{which}.pt"})
+    config = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else {}
+    card = {
+        "file": weights.name,
+        "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+        "bytes": weights.stat().st_size,
+        "model": model.model_name,
+        "config": model.config,
+        "parameters": model.num_parameters(),
+        "fingerprint": model.fingerprint().hex(),
+        "quality_range": [0, getattr(model, "num_rates", 1) - 1],
+        "training": {
+            "steps": meta.get("step"),
+            "wall_time_h": round(meta.get("train_wall_s", 0) / 3600, 2),
+            "machine": machine(),
+            "threads": config.get("threads"),
+            "processes": meta.get("world_size", 1),
+            "batch_size": meta.get("batch_size"),
+            "crop_schedule": meta.get("crop"),
+            "lr": config.get("lr"),
+            "lambda": meta.get("lambda"),
+            "metric": meta.get("metric"),
+            "data": [str(Path(d).relative_to(Path(d).parents[2])) if len(Path(d).parents) > 2 else d
+                     for d in meta.get("data", [])],
+            "validation_data": config.get("val"),
+            "validation_images": config.get("val_images"),
+        },
+        "validation": meta.get("val"),
+        "note": note,
+    }
+    (dest / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    return weights
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fastlic.training.bundle", description=__doc__.split("\n")[0])
+    p.add_argument("run", type=Path)
+    p.add_argument("--dest", type=Path, default=Path(__file__).resolve().parents[1] / "weights")
+    p.add_argument("--name")
+    p.add_argument("--which", choices=["best", "last"], default="best")
+    p.add_argument("--note", default="")
+    args = p.parse_args(argv)
+    path = bundle(args.run, args.dest, args.name, args.which, args.note)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) and {path.with_suffix('.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
