@@ -59,6 +59,16 @@ def test_mixed_precision_keeps_entropy_models_in_float32(data, tmp_path):
     assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
 
 
+def test_one_trainer_per_run_directory(data, tmp_path):
+    from fastlic.training.state import RunLocked
+
+    first = Trainer(tiny_config(data, tmp_path), quiet=True)
+    with pytest.raises(RunLocked, match="in use"):
+        Trainer(tiny_config(data, tmp_path), quiet=True)
+    first.close()
+    Trainer(tiny_config(data, tmp_path), quiet=True).close()  # free again
+
+
 def test_resume_refuses_another_model(data, tmp_path):
     _fit(tiny_config(data, tmp_path, steps=1))
     with pytest.raises(ValueError, match="lmbda"):

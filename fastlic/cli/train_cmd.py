@@ -50,6 +50,7 @@ def _options(args) -> dict:
 
 def run(args) -> int:
     from ..training.config import make_config  # noqa: PLC0415  (keep 'fastlic --help' fast)
+    from ..training.state import RunLocked  # noqa: PLC0415
     from ..training.trainer import Trainer  # noqa: PLC0415
 
     opts = _options(args)
@@ -73,7 +74,7 @@ def run(args) -> int:
         raise TrainingError(f"{cfg.out} already holds a run; pass --resume to continue it or choose another --out")
     try:
         trainer = Trainer(cfg, resume=args.resume, quiet=args.quiet)
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, RunLocked) as exc:
         raise TrainingError(str(exc).strip("'\"")) from None
     try:
         result = trainer.fit()

@@ -11,6 +11,7 @@ state. Deployable weights go to ``RUNDIR/best.pt`` / ``RUNDIR/last.pt`` in the f
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 from pathlib import Path
@@ -19,6 +20,27 @@ import numpy as np
 import torch
 
 STATE_FILE = "state.pt"
+LOCK_FILE = "lock"
+
+
+class RunLocked(RuntimeError):
+    """Another process is training in the same run directory."""
+
+
+def lock_run(out: Path):
+    """Hold an exclusive lock on ``out`` for the life of this process (two trainers in one run directory
+    would overwrite each other's state). -> the open lock file (keep a reference; closing it unlocks)."""
+    fh = open(Path(out) / LOCK_FILE, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise RunLocked(f"{out} is in use by another training process") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{os.getpid()}\n")
+    fh.flush()
+    return fh
 
 
 def rng_state() -> dict:

@@ -79,6 +79,18 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         self.out = Path(cfg.out)
         self.quiet = quiet or not self.info.is_main
+        self._lock = None
+        if self.info.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self._lock = state.lock_run(self.out)
+        try:
+            self._setup(resume)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, resume: bool) -> None:
+        cfg = self.cfg
         cuda = self.device.type == "cuda"
 
         torch.manual_seed(cfg.seed)  # same initial weights in every process (and as a single process)
@@ -317,6 +329,10 @@ class Trainer:
         distributed.barrier(self.info)
 
     def close(self) -> None:
-        if self.log is not None:
+        if getattr(self, "log", None) is not None:
             self.log.close()
+            self.log = None
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
         distributed.cleanup(self.info)
