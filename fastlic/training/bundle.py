@@ -2,7 +2,8 @@
 
     python -m fastlic.training.bundle RUNDIR [--dest fastlic/weights] [--name NAME] [--which best|last]
 
-The weights file is a fastlic checkpoint (coding tables built, fingerprint fixed). The card records what the
+The weights file is a fastlic checkpoint (coding tables built, fingerprint fixed), listed in
+``fastlic/weights/index.json`` (what :func:`fastlic.codec.bundled_weights` reads). The card records what the
 weights cost and what they measured: steps, training wall time, machine, batch, crops, λ per rate point, the
 training data, and the validation metrics stored with the checkpoint (estimated bpp, PSNR, MS-SSIM).
 """
@@ -24,6 +25,12 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 
 def machine() -> str:
     return f"{os.cpu_count()}-core CPU, {platform.machine()}, torch {torch.__version__}"
+
+
+def _portable(path: str) -> str:
+    """A data path without this machine's prefix: from the ``shared/`` folder on when it is below one."""
+    parts = Path(path).parts
+    return str(Path(*parts[parts.index("shared"):])) if "shared" in parts else Path(path).name
 
 
 def bundle(run: Path, dest: Path, name: str | None = None, which: str = "best", note: str = "") -> Path:
@@ -54,16 +61,26 @@ def bundle(run: Path, dest: Path, name: str | None = None, which: str = "best", 
             "lr": config.get("lr"),
             "lambda": meta.get("lambda"),
             "metric": meta.get("metric"),
-            "data": [str(Path(d).relative_to(Path(d).parents[2])) if len(Path(d).parents) > 2 else d
-                     for d in meta.get("data", [])],
-            "validation_data": config.get("val"),
+            "data": [_portable(d) for d in meta.get("data", [])],
+            "validation_data": [_portable(d) for d in config.get("val", [])],
             "validation_images": config.get("val_images"),
         },
         "validation": meta.get("val"),
         "note": note,
     }
     (dest / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    _update_index(dest, name, weights.name, card)
     return weights
+
+
+def _update_index(dest: Path, name: str, file: str, card: dict) -> None:
+    """``dest/index.json`` lists the bundled models (read by :func:`fastlic.codec.bundled_weights`)."""
+    index_path = dest / "index.json"
+    index = json.loads(index_path.read_text()) if index_path.exists() else {}
+    models = index.setdefault("models", {})
+    lo, hi = card["quality_range"]
+    models[name] = {"file": file, "card": f"{name}.json", "sha256": card["sha256"], "quality_range": [lo, hi]}
+    index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
 
 
 def main(argv=None) -> int:
