@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import platform
 import sys
@@ -33,7 +34,29 @@ def _portable(path: str) -> str:
     return str(Path(*parts[parts.index("shared"):])) if "shared" in parts else Path(path).name
 
 
-def bundle(run: Path, dest: Path, name: str | None = None, which: str = "best", note: str = "") -> Path:
+@torch.no_grad()
+def coding_check(model, image_path) -> list[dict]:
+    """Real coding of one image at every trained rate point: bytes of the entropy-coded streams (no container
+    header), bpp, PSNR of the decoded image (8-bit), and whether the decoder's latents match the encoder's."""
+    from .data import load_rgb  # noqa: PLC0415
+
+    x = torch.from_numpy(load_rgb(image_path)).permute(2, 0, 1).float().div(255)[None]
+    h, w = x.shape[-2:]
+    rows = []
+    for q in range(getattr(model, "num_rates", 1)):
+        kw = {"quality": q} if hasattr(model, "set_quality") else {}
+        enc = model.compress(x, **kw)
+        dec = model.decompress(enc["strings"], enc["shape"], **kw)
+        nbytes = sum(len(s[0]) for s in enc["strings"])
+        x8 = (dec["x_hat"].clamp(0, 1) * 255).round() / 255
+        mse = float(((x8 - x) ** 2).mean())
+        rows.append({"quality": q, "bytes": nbytes, "bpp": round(nbytes * 8 / (h * w), 4),
+                     "psnr": round(10 * math.log10(1 / mse), 3), "decoded_exactly": dec["checksums"] == enc["checksums"]})
+    return rows
+
+
+def bundle(run: Path, dest: Path, name: str | None = None, which: str = "best", note: str = "",
+           check_image=None) -> Path:
     model = load_checkpoint(run / f"{which}.pt")
     meta = dict(model.checkpoint_meta)
     name = name or model.model_name
@@ -68,6 +91,8 @@ def bundle(run: Path, dest: Path, name: str | None = None, which: str = "best", 
         "validation": meta.get("val"),
         "note": note,
     }
+    if check_image:
+        card["coding_check"] = {"image": Path(check_image).name, "points": coding_check(model, check_image)}
     (dest / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
     _update_index(dest, name, weights.name, card)
     return weights
@@ -90,8 +115,9 @@ def main(argv=None) -> int:
     p.add_argument("--name")
     p.add_argument("--which", choices=["best", "last"], default="best")
     p.add_argument("--note", default="")
+    p.add_argument("--check-image", help="also code this image at every rate point and record the real sizes")
     args = p.parse_args(argv)
-    path = bundle(args.run, args.dest, args.name, args.which, args.note)
+    path = bundle(args.run, args.dest, args.name, args.which, args.note, args.check_image)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) and {path.with_suffix('.json')}")
     return 0
 
