@@ -10,7 +10,7 @@ import sys
 from ..errors import FastlicError
 
 #: modules that define sub-commands, in help order
-COMMAND_MODULES = ["codec_cmds", "checkpoint_cmds", "eval_cmds", "complexity_cmd"]
+COMMAND_MODULES = ["codec_cmds", "checkpoint_cmds", "train_cmd", "eval_cmds", "complexity_cmd"]
 
 
 def build_parser() -> argparse.ArgumentParser:

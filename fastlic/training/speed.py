@@ -1,0 +1,59 @@
+"""Seconds per training step of a model (forward, backward, both optimizer steps) on random data.
+
+    python -m fastlic.training.speed --model mlicpp-mini-vr --batch-size 8 --crop 128 --steps 4 --threads 1
+
+Prints one JSON line: the median of the timed steps (the first step is a warm-up and not counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+
+import torch
+
+from .config import make_config
+from .trainer import Trainer
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fastlic.training.speed")
+    p.add_argument("--model", default="mlicpp-mini-vr")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--crop", type=int, default=128)
+    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--lambdas", type=int, default=5, help="rate points of a variable-rate model")
+    p.add_argument("--out", default="/tmp/fastlic-speed")
+    args = p.parse_args(argv)
+    lmbda = [0.0035 * 2 ** i for i in range(args.lambdas)] if args.model.endswith("-vr") else [0.013]
+    import tempfile  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as data:
+        cfg = make_config(model=args.model, data=[data], out=args.out, lmbda=lmbda, batch_size=args.batch_size,
+                          crop=args.crop, threads=args.threads, device=args.device, tensorboard=False)
+        trainer = Trainer(cfg, quiet=True)
+        times = []
+        for _ in range(args.steps + 1):
+            x = torch.rand(args.batch_size, 3, args.crop, args.crop)
+            rates = torch.randint(len(lmbda), (args.batch_size,))
+            t = time.perf_counter()
+            trainer.train_step(x, rates)
+            if trainer.device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t)
+        trainer.close()
+    print(json.dumps({"model": args.model, "batch_size": args.batch_size, "crop": args.crop,
+                      "threads": args.threads, "device": str(trainer.device),
+                      "s_per_step": round(statistics.median(times[1:]), 3),
+                      "machine": f"{platform.machine()}, torch {torch.__version__}"}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Resumable training state, written atomically.
+
+``RUNDIR/state.pt`` holds everything an exact resume needs: model weights, both optimizers, both schedulers,
+the AMP grad scaler, the step (which is also the data position: samples are a function of (seed, sample
+number), see :mod:`fastlic.training.data`), the RNG states of torch (CPU and CUDA), numpy and Python (the
+training noise of the entropy models comes from torch's RNG), the run's configuration and the best
+validation loss. It is written to a temporary file and renamed, so a run killed while saving keeps the previous
+state. Deployable weights go to ``RUNDIR/best.pt`` / ``RUNDIR/last.pt`` in the fastlic checkpoint format
+(:func:`fastlic.checkpoint.save_checkpoint`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+STATE_FILE = "state.pt"
+LOCK_FILE = "lock"
+
+
+class RunLocked(RuntimeError):
+    """Another process is training in the same run directory."""
+
+
+def lock_run(out: Path):
+    """Hold an exclusive lock on ``out`` for the life of this process (two trainers in one run directory
+    would overwrite each other's state). -> the open lock file (keep a reference; closing it unlocks)."""
+    fh = open(Path(out) / LOCK_FILE, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise RunLocked(f"{out} is in use by another training process") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{os.getpid()}\n")
+    fh.flush()
+    return fh
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def atomic_save(obj, path) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def load_state(path) -> dict:
+    # our own file, with numpy/python RNG states inside: full unpickling is needed and the file is trusted
+    return torch.load(path, map_location="cpu", weights_only=False)
