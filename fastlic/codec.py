@@ -28,7 +28,7 @@ from .io import image_to_tensor, tensor_to_image
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: the model ``fastlic compress`` uses when none is named
-DEFAULT_MODEL = "mlicpp-small"
+DEFAULT_MODEL = "mlicpp-mini-vr"
 
 
 def bundled_weights() -> dict:
@@ -100,6 +100,31 @@ DEFAULT_MAX_MEMORY = 6 << 30
 DEFAULT_DECODE_MEMORY = 12 << 30
 
 
+def default_quality(model) -> float:
+    """Quality used when none is given: the middle of a variable-rate model's range."""
+    return (model.num_rates - 1) / 2
+
+
+def encode_to_target(model, image: np.ndarray, target: float, metric: str = "bpp", **opts):
+    """Encode at the quality whose real file meets ``target`` (bits per pixel of the file, or PSNR of its
+    decoded image), by bisection on real encodings (:func:`fastlic.rate_control.find_quality`).
+    -> (file bytes, quality, measured value)."""
+    from .rate_control import find_quality
+
+    if not hasattr(model, "set_quality"):
+        raise FastlicError(f"model {model.model_name!r} has a fixed rate; a target needs a variable-rate model")
+    px = image.shape[0] * image.shape[1]
+
+    def measure(q):
+        data = encode_image(model, image, quality=q, **opts)
+        if metric == "bpp":
+            return 8 * len(data) / px, data
+        return psnr(image, decode_image(data, model)), data
+
+    res = find_quality(measure, target, 0.0, float(model.num_rates - 1), mode="closest", rtol=0.01)
+    return res.payload, res.quality, res.value
+
+
 def plan_tiles(model, h: int, w: int, tile: int | None = None, overlap: int = 32,
                max_memory: int = DEFAULT_MAX_MEMORY) -> tuple[int, int, int]:
     """-> (tile_h, tile_w, overlap); (0, 0, 0) when the whole image fits under ``max_memory``.
@@ -137,10 +162,16 @@ def encode_image(model, image: np.ndarray, quality: float | None = None, tile: i
     h, w = image.shape[:2]
     container._check_dims(h, w, "image")
     fp = fingerprint(model)
-    if quality is not None:
-        if not hasattr(model, "set_quality"):
-            raise FastlicError(f"model {model.model_name!r} has a fixed rate; --quality is not supported")
-        model.set_quality(quality)
+    used_quality = math.nan
+    if hasattr(model, "set_quality"):
+        # always explicit (and snapped to the model's grid), so the decoder never depends on a default
+        if quality is None:
+            quality = default_quality(model)
+        if not 0 <= quality <= model.num_rates - 1:
+            raise FastlicError(f"--quality must be in [0, {model.num_rates - 1}] for model {model.model_name!r}")
+        used_quality = model.set_quality(quality)
+    elif quality is not None:
+        raise FastlicError(f"model {model.model_name!r} has a fixed rate; --quality is not supported")
     th, tw, ov = plan_tiles(model, h, w, tile, overlap, max_memory)
     device = next(model.parameters()).device
     tiles = []
@@ -149,7 +180,7 @@ def encode_image(model, image: np.ndarray, quality: float | None = None, tile: i
         out = model.compress(x, **opts)
         tiles.append(container.Tile(y0, x0, ht, wt, out["checksums"][0], [s[0] for s in out["strings"]]))
     f = container.FlicFile(model=model.model_name, fingerprint=fp, height=h, width=w, tiles=tiles,
-                           pad_multiple=model.pad_multiple, quality=math.nan if quality is None else float(quality),
+                           pad_multiple=model.pad_multiple, quality=used_quality,
                            tile_h=th, tile_w=tw, overlap=ov, numeric_mode=model.coding_threads)
     return container.pack(f)
 

@@ -30,7 +30,11 @@ def register(sub):
                                    "one OUT/<name>.flic per image; bad inputs are reported and skipped.")
     p.add_argument("inputs", nargs="+", metavar="IN", help="image files or directories of images")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file, or directory for several")
-    p.add_argument("--quality", type=float, help="rate control for variable-rate models")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--quality", type=float, help="rate of a variable-rate model, a float in [0, rates - 1] "
+                                                     "(default: the middle)")
+    rate.add_argument("--target-bpp", type=float, help="search the quality whose file has this many bits per pixel")
+    rate.add_argument("--target-psnr", type=float, help="search the quality whose decoded image has this PSNR (dB)")
     p.add_argument("--tile", type=int, help="code in independent square tiles of this side (multiple of 64)")
     p.add_argument("--tile-overlap", type=int, default=32, help="pixels shared by neighbouring tiles (default 32)")
     p.add_argument("--max-memory", type=float, default=codec.DEFAULT_MAX_MEMORY / 2 ** 30,
@@ -132,8 +136,15 @@ def cmd_compress(args) -> int:
             for n in notes:
                 print(f"fastlic: warning: {n}", file=sys.stderr)
             t0 = time.perf_counter()
-            data = codec.encode_image(model, image, quality=args.quality, tile=args.tile,
-                                      overlap=args.tile_overlap, max_memory=int(args.max_memory * 2 ** 30), **opts)
+            kw = dict(tile=args.tile, overlap=args.tile_overlap, max_memory=int(args.max_memory * 2 ** 30), **opts)
+            if args.target_bpp is not None or args.target_psnr is not None:
+                metric, goal = ("bpp", args.target_bpp) if args.target_bpp is not None else \
+                    ("psnr", args.target_psnr)
+                data, q, value = codec.encode_to_target(model, image, goal, metric, **kw)
+                print(f"{f.name}: quality {q:.4f} gives {value:.4f} {'bpp' if metric == 'bpp' else 'dB'} "
+                      f"(target {goal:g})", file=sys.stderr)
+            else:
+                data = codec.encode_image(model, image, quality=args.quality, **kw)
             write_bytes(target, data)
             if len(files) == 1:
                 h, w = image.shape[:2]
