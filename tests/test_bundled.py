@@ -1,0 +1,57 @@
+"""The bundled default model as a newcomer meets it: no options, several qualities, rate targets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fastlic import codec, container
+from fastlic.cli import main
+from fastlic.io import read_image
+from fastlic.testing import shared_dir
+
+pytestmark = pytest.mark.skipif(not codec.bundled_weights(), reason="no weights bundled")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return codec.load_model()
+
+
+def test_default_model_round_trips_at_several_qualities(model):
+    image = read_image(codec.WEIGHTS_DIR.parent / "data" / "kodim23.png")[:256, :384]
+    sizes = []
+    for q in (0.0, 1.5, model.num_rates - 1):
+        data = codec.encode_image(model, image, quality=q)
+        f = container.unpack(data)
+        assert f.quality == q and f.model == codec.DEFAULT_MODEL
+        out = codec.decode_image(data, model)
+        assert out.shape == image.shape
+        sizes.append(len(data))
+    assert sizes[0] < sizes[1] < sizes[2]
+
+
+def test_target_bpp_within_five_percent_on_kodak(model):
+    kodak = shared_dir() / "data" / "kodak"
+    if not kodak.is_dir():
+        pytest.skip("Kodak not available")
+    image = read_image(kodak / "kodim05.png")
+    px = image.shape[0] * image.shape[1]
+    lo = 8 * len(codec.encode_image(model, image, quality=0)) / px
+    hi = 8 * len(codec.encode_image(model, image, quality=model.num_rates - 1)) / px
+    for target in (lo + 0.25 * (hi - lo), lo + 0.7 * (hi - lo)):
+        data, q, value = codec.encode_to_target(model, image, target, "bpp")
+        assert abs(8 * len(data) / px - target) / target < 0.05
+        assert value == pytest.approx(8 * len(data) / px)
+
+
+def test_cli_without_options(tmp_path, capsys):
+    src = codec.WEIGHTS_DIR.parent / "data" / "kodim23.png"
+    img = read_image(src)[:128, :192]
+    from fastlic.io import write_image
+
+    write_image(tmp_path / "p.png", img)
+    assert main(["compress", str(tmp_path / "p.png"), "-o", str(tmp_path / "p.flic")]) == 0
+    assert main(["decompress", str(tmp_path / "p.flic"), "-o", str(tmp_path / "q.png")]) == 0
+    out = read_image(tmp_path / "q.png")
+    assert out.shape == img.shape and np.abs(out.astype(int) - img.astype(int)).mean() < 40
