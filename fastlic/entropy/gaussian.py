@@ -4,15 +4,15 @@
   hierarchical priors for learned image compression", NeurIPS 2018: the likelihood of a quantized value is the
   Gaussian mass of its unit bin. Scale lower bound 0.11 and likelihood lower bound 1e-9 as in MLIC++ (Jiang et
   al., arXiv 2307.15421, §4). Training: additive uniform noise; evaluation: rounding around the mean.
-  Coding: the symbol ``round(y - mu)`` is coded with a zero-mean Gaussian whose scale is snapped *up* to a table
-  of scales log-spaced from 0.11 to 256 (the reference's index rule; 256 levels instead of its 64, see
-  :data:`SCALE_LEVELS`).
+  Coding: the symbol ``round(y - mu)`` is coded with a zero-mean Gaussian whose scale is snapped to the nearest
+  entry (in log scale) of a table of 256 scales log-spaced from 0.11 to 256 (:data:`SCALE_LEVELS`; the reference
+  snaps *up* to 64 entries, available as ``snap="up"`` with ``levels=64``).
 * :class:`GaussianMixtureConditional` — a mixture of ``k`` Gaussians (Cheng, Sun, Takeuchi, Katto, "Learned
   image compression with discretized Gaussian mixture likelihoods and attention modules", CVPR 2020), used by
   eContextformer with k = 3. It cannot be tabulated, so it is coded with one probability row per symbol.
 
-Rate cost of snapping scales up to the table (measured on the MLIC++ fixture crop, see README): the coded size
-stays within a fraction of a percent of -sum(log2 likelihoods).
+Rate cost of the tables (snapping, integer quantization, escapes, ANS) against -sum(log2 likelihoods):
+``results/mlicpp/rate_overhead_*.json`` (``benchmarks/rate_overhead.py``), summarized in docs/results.md.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ def standardized_cumulative(x: torch.Tensor) -> torch.Tensor:
     return 0.5 * torch.erfc(-_SQRT1_2 * x)
 
 
-#: scales per coding table set; the reference uses 64 (a 13 % step, which cost up to 1.5 % of the rate on
-#: Kodak with the fixture weights); 256 steps of 3 % keep the coded size within ~0.3 % of the estimate
+#: scales per coding table set; the reference uses 64 (a 13 % step: the coded size then strayed up to 1.5 % from
+#: the model's estimate on Kodak with the fixture weights); 256 steps of 3 %, snapped to the nearest
 SCALE_LEVELS = 256
 
 
@@ -76,8 +76,11 @@ class GaussianConditional(TableOwner, nn.Module):
     _EXTRA_RESIZABLE = ("scale_table",)
 
     def __init__(self, scale_bound: float = 0.11, likelihood_bound: float = 1e-9, tail_mass: float = 1e-9,
-                 scale_table: torch.Tensor | None = None):
+                 scale_table: torch.Tensor | None = None, snap: str = "nearest"):
         super().__init__()
+        if snap not in ("nearest", "up"):
+            raise ValueError("snap must be 'nearest' or 'up'")
+        self.snap = snap
         self.scale_bound = float(scale_bound)
         self.lower_bound_scale = LowerBound(scale_bound)
         self.likelihood_lower_bound = LowerBound(likelihood_bound)
@@ -122,9 +125,18 @@ class GaussianConditional(TableOwner, nn.Module):
         self._set_tables(counts, lengths, offsets)
 
     def build_indexes(self, scales: torch.Tensor) -> torch.Tensor:
-        """Table index per scale: the smallest table entry >= max(scale, bound) (the reference's rule)."""
-        scales = torch.clamp(scales, min=self.scale_bound)
-        return torch.searchsorted(self.scale_table[:-1].contiguous(), scales.contiguous(), right=False)
+        """Table index per scale (of max(scale, bound)).
+
+        ``snap="nearest"`` (default): the entry nearest in log scale (boundaries at the geometric means of
+        neighbours), unbiased, so the coded rate follows the model's estimate closely even when the model is
+        over- or under-confident. ``snap="up"``: the smallest entry >= the scale, the MLIC++ reference's rule.
+        Both are pure comparisons, hence exact and reproducible."""
+        scales = torch.clamp(scales, min=self.scale_bound).contiguous()
+        t = self.scale_table
+        if self.snap == "up":
+            return torch.searchsorted(t[:-1].contiguous(), scales, right=False)
+        bounds = torch.sqrt(t[:-1].double() * t[1:].double()).float()
+        return torch.searchsorted(bounds.contiguous(), scales, right=False)
 
     def encode(self, encoder: Encoder, y: torch.Tensor, scales: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
         """Code ``round(y - means)`` as one chunk; -> the dequantized values ``symbol + mean``."""

@@ -23,13 +23,17 @@ def test_training_noise_and_eval_rounding():
     assert lik.min() >= 1e-9 and lik_t.min() >= 1e-9
 
 
-def test_index_rule_is_the_references():
-    gc = GaussianConditional()
+def test_index_rules():
+    gc = GaussianConditional(snap="up")
     t = gc.scale_table
     scales = torch.stack([t[0] * 0.5, t[0], t[5], torch.nextafter(t[5], torch.tensor(0.0)),
                           torch.nextafter(t[5], torch.tensor(1e9)), t[-1] * 2])
     top = len(t) - 1
     assert gc.build_indexes(scales).tolist() == [0, 0, 5, 5, 6, top]
+    near = GaussianConditional()
+    mid = torch.sqrt(t[5] * t[6])
+    probe = torch.stack([t[5], t[5] * 1.001, torch.nextafter(mid, torch.tensor(0.0)), mid * 1.0001, t[6], t[-1] * 2])
+    assert near.build_indexes(probe).tolist() == [5, 5, 5, 6, 6, top]
 
 
 def test_gaussian_round_trip_through_the_coder():
