@@ -219,7 +219,14 @@ def cmd_demo(args) -> int:
     image = read_image(image_path)
     try:
         model = codec.load_model(args.model, args.checkpoint, args.device)
-        trained = True
+        trained = "trained"
+        card = codec.bundled_weights().get(model.model_name, {}).get("card")
+        if card and not args.checkpoint:
+            import json
+
+            info = json.loads((codec.WEIGHTS_DIR / card).read_text()).get("training", {})
+            if "steps" in info:
+                trained = f"bundled weights, {info['steps']} training steps on {info.get('machine', 'CPU')}"
     except FastlicError:
         if args.checkpoint:
             raise
@@ -229,7 +236,7 @@ def cmd_demo(args) -> int:
         torch.manual_seed(0)
         model = create_model(name).eval()
         model.update()
-        trained = False
+        trained = "UNTRAINED"
     flic, png = outdir / "demo.flic", outdir / "demo.png"
     t0 = time.perf_counter()
     data = codec.encode_image(model, image)
@@ -239,7 +246,7 @@ def cmd_demo(args) -> int:
     t2 = time.perf_counter()
     write_image(png, decoded)
     h, w = image.shape[:2]
-    print(f"model {model.model_name} ({'trained' if trained else 'UNTRAINED'}), image {image_path.name} {w}x{h}")
+    print(f"model {model.model_name} ({trained}), image {image_path.name} {w}x{h}")
     print(f"{flic}: {len(data)} bytes = {8 * len(data) / (h * w):.4f} bpp (PNG input: "
           f"{image_path.stat().st_size} bytes); encode {t1 - t0:.2f} s, decode {t2 - t1:.2f} s")
     print(f"{png}: PSNR {codec.psnr(image, decoded):.2f} dB")
