@@ -137,6 +137,18 @@ def test_cli_trains_validates_and_resumes(data, tmp_path):
         train_cmd.run(_cli(["--model", "mlicpp-tiny", "--data", str(data), "--lambda", "0.01", *common]))
     assert train_cmd.run(_cli(["--resume", "--steps", "3", *common])) == 0  # saved configuration reused
     assert torch.load(out / "state.pt", weights_only=False)["step"] == 3
+    # warm start of a new run from the weights of the first one
+    warm = tmp_path / "warm"
+    args = _cli(["--config", str(REPO / "configs" / "tiny_cpu.toml"), "--data", str(data), "--steps", "1",
+                 "--init", str(out / "best.pt"), "--out", str(warm), "--quiet"])
+    assert train_cmd.run(args) == 0
+    assert torch.load(warm / "state.pt", weights_only=False)["step"] == 1
+    key = "g_a.analysis_transform.0.conv1.weight"
+    start = load_checkpoint(out / "best.pt").state_dict()[key]
+    after = load_checkpoint(warm / "last.pt").state_dict()[key]
+    fresh = load_checkpoint(out / "best.pt")  # a different init would be far away; one step moves little
+    assert (after - start).abs().max() < 0.01 < (torch.randn_like(start) * 0.1 - start).abs().max()
+    assert fresh.model_name == "mlicpp-tiny"
 
 
 def test_cli_errors_are_one_line(data, tmp_path):

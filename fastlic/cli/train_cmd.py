@@ -38,13 +38,14 @@ def register(subparsers) -> None:
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, help="torch intra-op threads per process")
     p.add_argument("--seed", type=int)
+    p.add_argument("--init", metavar="CKPT", help="start from the weights of a fastlic checkpoint (fresh optimizers)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=run)
 
 
 def _options(args) -> dict:
     opts = {k: getattr(args, k) for k in ("model", "data", "val", "lmbda", "metric", "out", "steps", "batch_size",
-                                          "crop", "lr", "workers", "val_interval", "device", "threads", "seed")}
+                                          "crop", "lr", "workers", "val_interval", "device", "threads", "seed", "init")}
     return {k: v for k, v in opts.items() if v is not None}
 
 

@@ -50,6 +50,7 @@ class TrainConfig:
     device: str = "auto"         # auto, cpu, cuda, cuda:N
     threads: int = 0             # torch intra-op threads (0: leave PyTorch's default)
     tensorboard: bool = True     # write event files when tensorboard is installed
+    init: str = ""               # start from the weights of this fastlic checkpoint (fresh optimizers, step 0)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -94,7 +94,13 @@ class Trainer:
         cuda = self.device.type == "cuda"
 
         torch.manual_seed(cfg.seed)  # same initial weights in every process (and as a single process)
-        self.raw = build_model(cfg).to(self.device)
+        self.raw = build_model(cfg)
+        if cfg.init and not resume:
+            # warm start, e.g. from the bundled weights when a run's state was lost
+            from ..checkpoint import read_checkpoint
+
+            self.raw.load_state_dict(read_checkpoint(cfg.init)["state_dict"])
+        self.raw = self.raw.to(self.device)
         self.variable_rate = is_variable_rate(self.raw)
         self.num_rates = self.raw.num_rates if self.variable_rate else 1
         self.channels_last = cfg.channels_last == "on" or (cfg.channels_last == "auto" and cuda)
