@@ -146,9 +146,8 @@ def test_cli_trains_validates_and_resumes(data, tmp_path):
     key = "g_a.analysis_transform.0.conv1.weight"
     start = load_checkpoint(out / "best.pt").state_dict()[key]
     after = load_checkpoint(warm / "last.pt").state_dict()[key]
-    fresh = load_checkpoint(out / "best.pt")  # a different init would be far away; one step moves little
+    # one step moves the weights little; another initialization would be far away
     assert (after - start).abs().max() < 0.01 < (torch.randn_like(start) * 0.1 - start).abs().max()
-    assert fresh.model_name == "mlicpp-tiny"
 
 
 def test_cli_errors_are_one_line(data, tmp_path):
