@@ -8,6 +8,8 @@ to worker processes), and do their expensive set-up (loading weights) in ``prepa
 
 from __future__ import annotations
 
+import abc
+
 import numpy as np
 
 from ..errors import FastlicError
@@ -21,7 +23,7 @@ class CodecUnavailableError(EvaluationError):
     """The codec needs a library or an external program that is not installed."""
 
 
-class Codec:
+class Codec(abc.ABC):
     """Base class: subclasses set :attr:`name`, :attr:`description`, :attr:`extension`, :attr:`qualities` and
     implement :meth:`encode` / :meth:`decode`."""
 
@@ -34,8 +36,9 @@ class Codec:
         if not self.qualities:
             raise EvaluationError(f"{self.name}: no quality points to evaluate")
 
+    @abc.abstractmethod
     def default_qualities(self) -> list:
-        raise NotImplementedError
+        """The quality sweep used when none is given."""
 
     def available(self) -> str | None:
         """``None`` when the codec can run here, else a one-line reason why not."""
@@ -49,11 +52,13 @@ class Codec:
     def prepare(self):
         """Per-process set-up (e.g. load model weights); called before the first encode in each worker."""
 
+    @abc.abstractmethod
     def encode(self, image: np.ndarray, quality) -> bytes:
-        raise NotImplementedError
+        """uint8 [H, W, 3] -> the bytes of a real file at this quality."""
 
+    @abc.abstractmethod
     def decode(self, data: bytes, quality) -> np.ndarray:
-        raise NotImplementedError
+        """The bytes of :meth:`encode` -> uint8 [H, W, 3]."""
 
     def info(self) -> dict:
         """Free-form description of the settings, stored in the results file."""
