@@ -53,7 +53,8 @@ def main(argv=None):
         est = {k: float(-torch.log2(v).sum()) for k, v in out["likelihoods"].items()}
         data = codec.encode_image(model, image)
         ff = container.unpack(data)
-        real = {"y": 8 * len(ff.streams[0]), "z": 8 * len(ff.streams[1])}
+        y_bytes, z_bytes = ff.stream_bytes()
+        real = {"y": 8 * y_bytes, "z": 8 * z_bytes}
         px = image.shape[0] * image.shape[1]
         rows.append({"image": f.name, "pixels": px, "estimated_bits": est, "stream_bits": real,
                      "file_bits": 8 * len(data), "header_bits": 8 * container.header_size(ff),

@@ -96,8 +96,10 @@ class FlicFile:
 
     @property
     def streams(self) -> list:
-        """Streams of a single-tile file (concatenated per stream index over tiles is meaningless)."""
-        return self.tiles[0].streams if len(self.tiles) == 1 else [s for t in self.tiles for s in t.streams]
+        """Streams of a single-tile file (see :meth:`stream_bytes` for sizes of tiled files)."""
+        if len(self.tiles) != 1:
+            raise ValueError("a tiled file has streams per tile; use .tiles or stream_bytes()")
+        return self.tiles[0].streams
 
     def stream_bytes(self) -> list[int]:
         """Bytes per stream index, summed over tiles."""

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from .. import determinism
 from ..entropy.bottleneck import EntropyBottleneck
-from ..entropy.gaussian import GaussianConditional
+from ..entropy.coder import TableOwner
 
 
 def latent_checksum(*tensors: torch.Tensor) -> bytes:
@@ -114,16 +114,13 @@ class CompressionModel(nn.Module):
         """(Re)build every integer coding table from the current weights."""
         self._flic_fingerprint = None
         for m in self.modules():
-            if isinstance(m, (EntropyBottleneck, GaussianConditional)) or hasattr(m, "update_tables"):
-                if hasattr(m, "update_tables"):
-                    m.update_tables()
-                else:
-                    m.update()
+            if isinstance(m, TableOwner):
+                m.update()
         return True
 
     def needs_update(self) -> bool:
         for m in self.modules():
-            if isinstance(m, (EntropyBottleneck, GaussianConditional)) and m._table_counts.numel() == 0:
+            if isinstance(m, TableOwner) and m._table_counts.numel() == 0:
                 return True
         return False
 

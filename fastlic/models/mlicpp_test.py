@@ -37,20 +37,6 @@ def test_batch_compress_codes_each_image(tiny):
             assert torch.equal(dec["x_hat"][i : i + 1], tiny(x[i : i + 1])["x_hat"])
 
 
-def test_thread_count_independence(tiny):
-    x = torch.rand(1, 3, 130, 190)
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        enc = tiny.compress(x)
-        ref = tiny.decompress(enc["strings"], enc["shape"])
-        torch.set_num_threads(1)
-        out = tiny.decompress(enc["strings"], enc["shape"])
-    finally:
-        torch.set_num_threads(before)
-    assert torch.equal(out["x_hat"], ref["x_hat"])
-
-
 def test_training_forward_has_noise_likelihoods_and_gradients():
     torch.manual_seed(0)
     m = fastlic.create_model("mlicpp-tiny").train()
