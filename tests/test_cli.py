@@ -245,3 +245,20 @@ def test_ordo_flag(tmp_path, image, capsys):
     save_checkpoint(tiny, fastlic.create_model("mlicpp-tiny").eval())
     assert run("compress", path, "-o", tmp_path / "p.flic", "--checkpoint", tiny, "--ordo") == 1
     assert "does not support --ordo" in capsys.readouterr().err
+
+
+def test_ordo_flag_on_a_variable_rate_model_uses_the_lambda_of_the_quality(tmp_path, image, capsys):
+    torch.manual_seed(0)
+    ck = tmp_path / "ecf-vr.pt"
+    save_checkpoint(ck, fastlic.create_model("econtextformer-tiny-vr", num_rates=3).eval(),
+                    {"lmbda": [0.002, 0.008, 0.032]})
+    path, _ = image
+    a, b = tmp_path / "a.flic", tmp_path / "b.flic"
+    assert run("compress", path, "-o", a, "--checkpoint", ck, "--ordo", "--quality", "1.5") == 0
+    assert run("compress", path, "-o", b, "--checkpoint", ck, "--ordo", "--quality", "1.5", "--lmbda", "0.016") == 0
+    assert a.read_bytes() == b.read_bytes()
+    assert run("decompress", a, "-o", tmp_path / "a.png", "--checkpoint", ck) == 0
+    save_checkpoint(ck, fastlic.create_model("econtextformer-tiny-vr", num_rates=3).eval(), {"lmbda": [0.002, 0.008]})
+    capsys.readouterr()
+    assert run("compress", path, "-o", tmp_path / "c.flic", "--checkpoint", ck, "--ordo") == 1
+    assert "pass --lmbda" in capsys.readouterr().err

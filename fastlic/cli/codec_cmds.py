@@ -109,10 +109,16 @@ def _ordo_options(args, model) -> dict:
         return {}
     if not hasattr(model, "rd_loss"):
         raise FastlicError(f"model {model.model_name!r} does not support --ordo")
-    lmbda = args.lmbda if args.lmbda is not None else getattr(model, "checkpoint_meta", {}).get("lmbda")
-    if not isinstance(lmbda, (int, float)):
-        raise FastlicError("--ordo needs the lambda the model was trained with: pass --lmbda")
-    return {"ordo": True, "lmbda": float(lmbda)}
+    if args.lmbda is not None:
+        return {"ordo": True, "lmbda": float(args.lmbda)}
+    lmbda = getattr(model, "checkpoint_meta", {}).get("lmbda")
+    if isinstance(lmbda, (int, float)):
+        return {"ordo": True, "lmbda": float(lmbda)}
+    # a variable-rate model keeps one λ per rate point; it interpolates the λ of the quality it codes at
+    if isinstance(lmbda, list) and len(lmbda) == getattr(model, "num_rates", -1) \
+            and all(isinstance(v, (int, float)) for v in lmbda):
+        return {"ordo": True, "lmbda": [float(v) for v in lmbda]}
+    raise FastlicError("--ordo needs the lambda the model was trained with: pass --lmbda")
 
 
 def cmd_compress(args) -> int:

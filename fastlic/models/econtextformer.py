@@ -370,12 +370,31 @@ def econtextformer_hr(**config):
     return EContextformer(**{"M": 312, "heads": 6, **config})
 
 
+_SMALL = dict(N=96, M=96, embed_dim=96, depth=4, heads=4)
+_TINY = dict(N=16, M=16, embed_dim=16, depth=2, heads=2, window=4, gs_res_blocks=1)
+
+
 @register_model("econtextformer-small", "Small eContextformer for CPU training: N=M=96, d_e=96, 4 layers, 4 heads")
 def econtextformer_small(**config):
-    return EContextformer(**{"N": 96, "M": 96, "embed_dim": 96, "depth": 4, "heads": 4, **config})
+    return EContextformer(**{**_SMALL, **config})
 
 
 @register_model("econtextformer-tiny", "Tiny eContextformer for tests: N=M=16, d_e=16, K=4, 2 layers")
 def econtextformer_tiny(**config):
-    return EContextformer(**{"N": 16, "M": 16, "embed_dim": 16, "depth": 2, "heads": 2, "window": 4,
-                             "gs_res_blocks": 1, **config})
+    return EContextformer(**{**_TINY, **config})
+
+
+def _variable_rate(base: dict, config: dict):
+    from .gain import variable_rate  # noqa: PLC0415  (gain imports nothing of this module)
+    return variable_rate(EContextformer)(**{**base, **config})
+
+
+@register_model("econtextformer-small-vr",
+                "econtextformer-small with gain units for continuous variable rate (Cui et al. 2021, as in the paper)")
+def econtextformer_small_vr(**config):
+    return _variable_rate(_SMALL, config)
+
+
+@register_model("econtextformer-tiny-vr", "econtextformer-tiny with gain units for continuous variable rate (tests)")
+def econtextformer_tiny_vr(**config):
+    return _variable_rate(_TINY, config)

@@ -168,3 +168,19 @@ def test_ordo_options_are_checked():
         m.compress(_image(64, 64), ordo=True)
     with pytest.raises(TypeError):
         m.compress(_image(64, 64), lmbda=0.01)
+
+
+def test_variable_rate_ordo_interpolates_the_trained_lambdas():
+    torch.manual_seed(0)
+    m = create_model("econtextformer-tiny-vr", num_rates=3).eval()
+    m.update()
+    x = _image(64, 64)
+    lambdas = [0.002, 0.008, 0.032]
+    by_list = m.compress(x, quality=1.5, ordo=True, lmbda=lambdas, gamma=0.5)
+    assert m.last_ordo_info is not None
+    by_value = m.compress(x, quality=1.5, ordo=True, lmbda=0.016, gamma=0.5)  # sqrt(0.008 * 0.032)
+    assert by_list["strings"] == by_value["strings"]
+    out = m.decompress(by_list["strings"], by_list["shape"], quality=by_list["quality"])
+    assert out["checksums"] == by_list["checksums"]
+    with pytest.raises(ValueError, match="3 rate points"):
+        m.compress(x, ordo=True, lmbda=lambdas[:2])

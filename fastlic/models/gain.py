@@ -102,6 +102,17 @@ class LatentGain(nn.Module):
         return y * self._vector(self.log_inverse_gain, y)
 
 
+def interpolate_lambda(lambdas, quality: float) -> float:
+    """The λ a continuous ``quality`` stands for: geometric interpolation between the trained λ of the two
+    neighbouring rate points, the same rule as the gains (§3.3), e.g. for oRDO of a variable-rate model."""
+    lambdas = [float(v) for v in lambdas]
+    k = min(int(math.floor(quality)), len(lambdas) - 2) if len(lambdas) > 1 else 0
+    if len(lambdas) == 1:
+        return lambdas[0]
+    t = quality - k
+    return math.exp((1 - t) * math.log(lambdas[k]) + t * math.log(lambdas[k + 1]))
+
+
 class VariableRateMixin:
     """Adds gain units (see module docstring) to a CompressionModel subclass; use :func:`variable_rate`."""
 
@@ -138,12 +149,19 @@ class VariableRateMixin:
     def set_rate_indices(self, indices) -> None:
         self.latent_gain.set_indices(indices)
 
-    def compress(self, x: torch.Tensor, quality: float | None = None) -> dict:
-        """As :meth:`CompressionModel.compress`; the result also carries ``"quality"`` for the decoder."""
+    def compress(self, x: torch.Tensor, quality: float | None = None, **opts) -> dict:
+        """As :meth:`CompressionModel.compress`; the result also carries ``"quality"`` for the decoder.
+
+        ``lmbda`` (an option of oRDO) may be the list of the trained λ, one per rate point: the λ of the current
+        quality is then interpolated (:func:`interpolate_lambda`)."""
         if quality is not None:
             self.set_quality(quality)
         self.latent_gain.set_indices(None)
-        out = super().compress(x)
+        if isinstance(opts.get("lmbda"), (list, tuple)):
+            if len(opts["lmbda"]) != self.num_rates:
+                raise ValueError(f"lmbda lists {len(opts['lmbda'])} values for {self.num_rates} rate points")
+            opts["lmbda"] = interpolate_lambda(opts["lmbda"], self.quality)
+        out = super().compress(x, **opts)
         out["quality"] = self.quality
         return out
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fastlic.checkpoint import load_checkpoint, save_checkpoint
-from fastlic.models.gain import LatentGain, canonical_quality, is_variable_rate
+from fastlic.models.gain import LatentGain, canonical_quality, interpolate_lambda, is_variable_rate
 from fastlic.registry import create_model
 
 
@@ -102,3 +102,11 @@ def test_training_indices_select_rows():
     assert math.isclose(float(out[1, 0].detach()) / float(out[0, 0].detach()), 4.0, rel_tol=1e-5)  # default spread
     with pytest.raises(ValueError):
         g.set_indices(torch.tensor([3]))
+
+
+def test_lambda_interpolation_is_geometric_between_rate_points():
+    lambdas = [0.0035, 0.0067, 0.013]
+    assert interpolate_lambda(lambdas, 0) == pytest.approx(0.0035)
+    assert interpolate_lambda(lambdas, 2) == pytest.approx(0.013)
+    assert interpolate_lambda(lambdas, 1.5) == pytest.approx(math.sqrt(0.0067 * 0.013))
+    assert interpolate_lambda([0.01], 0) == 0.01
