@@ -55,6 +55,27 @@ def coding_check(model, image_path) -> list[dict]:
     return rows
 
 
+def _stages(meta: dict, config: dict, run: Path) -> list[dict]:
+    """The training stages behind these weights, oldest first: the stages of the ``--init`` checkpoint the run
+    warm-started from (read before the bundle may overwrite that file), then this run."""
+    earlier = []
+    init = config.get("init")
+    if init:
+        init_path = Path(init) if Path(init).is_absolute() else Path.cwd() / init
+        if not init_path.is_file():
+            raise FileNotFoundError(f"{init}: the run warm-started from it; it is needed to count the training "
+                                    "budget of the bundled weights")
+        from ..checkpoint import read_checkpoint  # noqa: PLC0415
+
+        init_meta = read_checkpoint(init_path).get("meta", {})
+        earlier = list(init_meta.get("stages") or [{"steps": init_meta.get("step"),
+                                                    "wall_s": init_meta.get("train_wall_s", 0.0),
+                                                    "run": init_meta.get("bundled_from", Path(init).name)}])
+    return [*earlier, {"steps": meta.get("step"), "wall_s": meta.get("train_wall_s", 0.0), "run": run.name,
+                       "machine": machine(), "threads": config.get("threads"), "lr": config.get("lr"),
+                       "init": Path(init).name if init else None}]
+
+
 def bundle(run: Path, dest: Path, name: str | None = None, which: str = "best", note: str = "",
            check_image=None) -> Path:
     model = load_checkpoint(run / f"{which}.pt")
@@ -62,8 +83,9 @@ def bundle(run: Path, dest: Path, name: str | None = None, which: str = "best", 
     name = name or model.model_name
     dest.mkdir(parents=True, exist_ok=True)
     weights = dest / f"{name}.pt"
-    save_checkpoint(weights, model, {**meta, "bundled_from": f"{run.name}/{which}.pt"})
     config = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else {}
+    stages = _stages(meta, config, run)
+    save_checkpoint(weights, model, {**meta, "bundled_from": f"{run.name}/{which}.pt", "stages": stages})
     card = {
         "file": weights.name,
         "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
@@ -74,8 +96,10 @@ def bundle(run: Path, dest: Path, name: str | None = None, which: str = "best", 
         "fingerprint": model.fingerprint().hex(),
         "quality_range": [0, getattr(model, "num_rates", 1) - 1],
         "training": {
-            "steps": meta.get("step"),
-            "wall_time_h": round(meta.get("train_wall_s", 0) / 3600, 2),
+            # totals over every stage (warm starts included); "stages" lists them
+            "steps": sum(st["steps"] or 0 for st in stages),
+            "wall_time_h": round(sum(st["wall_s"] or 0.0 for st in stages) / 3600, 2),
+            "stages": stages,
             "machine": machine(),
             "threads": config.get("threads"),
             "processes": meta.get("world_size", 1),

@@ -30,3 +30,26 @@ def test_bundle_writes_weights_card_and_index(tmp_path):
     assert all(p["bytes"] > 0 for p in check)
     index = json.loads((dest / "index.json").read_text())
     assert index["models"]["mlicpp-tiny-vr"]["file"] == "mlicpp-tiny-vr.pt"
+
+
+def test_bundle_counts_the_stages_of_a_warm_started_run(tmp_path):
+    """A run started with --init from bundled weights: the card's budget adds the earlier stages."""
+    run, dest = tmp_path / "run", tmp_path / "weights"
+    run.mkdir()
+    torch.manual_seed(0)
+    model = create_model("mlicpp-tiny", N=16, M=16)
+    save_checkpoint(tmp_path / "first.pt", model, {"step": 100, "train_wall_s": 3600.0})
+    save_checkpoint(run / "best.pt", model, {"step": 50, "train_wall_s": 1800.0})
+    (run / "config.json").write_text(json.dumps({"init": str(tmp_path / "first.pt"), "threads": 1}))
+    path = bundle(run, dest)
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["training"]["steps"] == 150 and card["training"]["wall_time_h"] == 1.5
+    assert [st["steps"] for st in card["training"]["stages"]] == [100, 50]
+    # a third stage started from the bundled file: its stages carry over through the checkpoint's metadata
+    run2 = tmp_path / "run2"
+    run2.mkdir()
+    save_checkpoint(run2 / "best.pt", model, {"step": 25, "train_wall_s": 900.0})
+    (run2 / "config.json").write_text(json.dumps({"init": str(path)}))
+    card = json.loads(bundle(run2, dest).with_suffix(".json").read_text())
+    assert [st["steps"] for st in card["training"]["stages"]] == [100, 50, 25]
+    assert card["training"]["steps"] == 175
