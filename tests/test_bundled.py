@@ -55,3 +55,22 @@ def test_cli_without_options(tmp_path, capsys):
     assert main(["decompress", str(tmp_path / "p.flic"), "-o", str(tmp_path / "q.png")]) == 0
     out = read_image(tmp_path / "q.png")
     assert out.shape == img.shape and np.abs(out.astype(int) - img.astype(int)).mean() < 40
+
+
+@pytest.mark.parametrize("name", sorted(codec.bundled_weights()))
+def test_every_bundled_model_matches_its_card_and_round_trips(name):
+    """Each shipped weights file is the one its card describes (hash, fingerprint written into .flic headers)
+    and codes a picture at its lowest and highest rate."""
+    import hashlib
+    import json
+
+    entry = codec.bundled_weights()[name]
+    card = json.loads((codec.WEIGHTS_DIR / entry["card"]).read_text())
+    assert hashlib.sha256((codec.WEIGHTS_DIR / entry["file"]).read_bytes()).hexdigest() == entry["sha256"]
+    m = codec.load_model(name)
+    image = read_image(codec.WEIGHTS_DIR.parent / "data" / "kodim23.png")[:128, :192]
+    lo, hi = entry["quality_range"]
+    for q in (lo, hi):
+        data = codec.encode_image(m, image, quality=q if hasattr(m, "set_quality") else None)
+        assert container.unpack(data).fingerprint.hex() == card["fingerprint"]
+        assert codec.decode_image(data, m).shape == image.shape
