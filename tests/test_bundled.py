@@ -74,3 +74,12 @@ def test_every_bundled_model_matches_its_card_and_round_trips(name):
         data = codec.encode_image(m, image, quality=q if hasattr(m, "set_quality") else None)
         assert container.unpack(data).fingerprint.hex() == card["fingerprint"]
         assert codec.decode_image(data, m).shape == image.shape
+
+
+def test_models_command_marks_the_bundled_weights(capsys):
+    assert main(["models"]) == 0
+    lines = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines()}
+    assert lines[codec.DEFAULT_MODEL].endswith("[default, trained weights bundled]")
+    for name in codec.bundled_weights():
+        assert "trained weights bundled" in lines[name]
+    assert "bundled" not in lines["mlicpp-tiny"]

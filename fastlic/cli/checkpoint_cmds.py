@@ -31,6 +31,11 @@ def cmd_convert(args) -> int:
 
 
 def cmd_models(args) -> int:
+    from ..codec import DEFAULT_MODEL, bundled_weights  # noqa: PLC0415
+
+    bundled = bundled_weights()
     for name in list_models():
-        print(f"{name:24s} {describe_model(name)}")
+        mark = "default, trained weights bundled" if name == DEFAULT_MODEL and name in bundled else \
+            "trained weights bundled" if name in bundled else ""
+        print(f"{name:24s} {describe_model(name)}" + (f"  [{mark}]" if mark else ""))
     return 0
