@@ -55,11 +55,24 @@ def coding_check(model, image_path) -> list[dict]:
     return rows
 
 
-def _stages(meta: dict, config: dict, run: Path) -> list[dict]:
-    """The training stages behind these weights, oldest first: the stages of the ``--init`` checkpoint the run
-    warm-started from (read before the bundle may overwrite that file), then this run."""
-    earlier = []
+def stages_of(meta: dict) -> list[dict]:
+    """The training stages recorded in a checkpoint's metadata, oldest first (one stage for checkpoints written
+    before stages were recorded: their ``step`` and ``train_wall_s``)."""
+    if meta.get("stages"):
+        return list(meta["stages"])
+    before = list(meta.get("stages_before") or [])
+    if meta.get("step") is None:
+        return before
+    return [*before, {"steps": meta.get("step"), "wall_s": meta.get("train_wall_s", 0.0),
+                      "run": meta.get("run") or meta.get("bundled_from")}]
+
+
+def _earlier_stages(meta: dict, config: dict) -> list[dict]:
+    """The stages a run warm-started from: recorded by the trainer, or read from the ``--init`` file for runs
+    that predate that record."""
     init = config.get("init")
+    if "stages_before" in meta:
+        return list(meta["stages_before"])
     if init:
         init_path = Path(init) if Path(init).is_absolute() else Path.cwd() / init
         if not init_path.is_file():
@@ -67,17 +80,42 @@ def _stages(meta: dict, config: dict, run: Path) -> list[dict]:
                                     "budget of the bundled weights")
         from ..checkpoint import read_checkpoint  # noqa: PLC0415
 
-        init_meta = read_checkpoint(init_path).get("meta", {})
-        earlier = list(init_meta.get("stages") or [{"steps": init_meta.get("step"),
-                                                    "wall_s": init_meta.get("train_wall_s", 0.0),
-                                                    "run": init_meta.get("bundled_from", Path(init).name)}])
-    return [*earlier, {"steps": meta.get("step"), "wall_s": meta.get("train_wall_s", 0.0), "run": run.name,
-                       "machine": machine(), "threads": config.get("threads"), "lr": config.get("lr"),
-                       "init": Path(init).name if init else None}]
+        return stages_of(read_checkpoint(init_path).get("meta", {}))
+    return []
+
+
+def _stages(meta: dict, config: dict, run: Path) -> list[dict]:
+    """The training stages behind these weights, oldest first, this run last."""
+    init = config.get("init")
+    this = {"steps": meta.get("step"), "wall_s": meta.get("train_wall_s", 0.0), "run": run.name, "machine": machine(),
+            "threads": config.get("threads"), "lr": config.get("lr"), "init": Path(init).name if init else None}
+    return [*_earlier_stages(meta, config), this]
+
+
+def export_state(run: Path, dest: Path) -> Path:
+    """The current weights of ``run/state.pt`` (e.g. of a run stopped between validations) as a checkpoint."""
+    from ..registry import create_model  # noqa: PLC0415
+    from .state import STATE_FILE, load_state  # noqa: PLC0415
+
+    st = load_state(run / STATE_FILE)
+    cfg = st["config"]
+    model = create_model(cfg["model"], **(cfg.get("model_config") or {}))
+    model.load_state_dict(st["model"])
+    model.eval()
+    model.update()
+    meta = {"step": st["step"], "train_wall_s": round(float(st.get("wall_s", 0.0)), 1), "lambda": cfg["lmbda"],
+            "metric": cfg["metric"], "batch_size": cfg["batch_size"], "crop": cfg["crop"], "data": cfg["data"],
+            "world_size": st.get("world", 1), "run": run.name, **st.get("meta_extra", {})}
+    meta["stages_before"] = _earlier_stages(meta, cfg)
+    save_checkpoint(dest, model, meta)
+    return dest
 
 
 def bundle(run: Path, dest: Path, name: str | None = None, which: str = "best", note: str = "",
            check_image=None) -> Path:
+    if which == "state":
+        export_state(run, run / "state-weights.pt")
+        which = "state-weights"
     model = load_checkpoint(run / f"{which}.pt")
     meta = dict(model.checkpoint_meta)
     name = name or model.model_name
@@ -137,7 +175,8 @@ def main(argv=None) -> int:
     p.add_argument("run", type=Path)
     p.add_argument("--dest", type=Path, default=Path(__file__).resolve().parents[1] / "weights")
     p.add_argument("--name")
-    p.add_argument("--which", choices=["best", "last"], default="best")
+    p.add_argument("--which", choices=["best", "last", "state"], default="best",
+                   help="best.pt, last.pt (both written at validations) or the weights of state.pt (the latest)")
     p.add_argument("--note", default="")
     p.add_argument("--check-image", help="also code this image at every rate point and record the real sizes")
     args = p.parse_args(argv)

@@ -19,6 +19,7 @@ Crop-size schedule: ``[[0, 256], [N, 512]]`` means 256-pixel crops from step 0 a
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +139,14 @@ def _collate(items):
     return torch.stack([im for im, _ in items]), torch.tensor([r for _, r in items], dtype=torch.long)
 
 
+def _worker_ignores_stop_signals(_worker_id: int) -> None:
+    """Ctrl-C, ``kill -TERM -- -PGID`` or ``pkill -f`` reach the loader's workers as well as the trainer. The
+    trainer stops at the end of the step, saves and shuts the workers down itself; a worker that died of the
+    signal first would make the loader raise in the middle of that save."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def train_loader(files, *, start: int, total: int, global_batch: int, crops: CropSchedule, seed: int,
                  num_rates: int = 1, rank: int = 0, world: int = 1, workers: int = 0, flips: bool = True,
                  pin_memory: bool = False):
@@ -147,6 +156,7 @@ def train_loader(files, *, start: int, total: int, global_batch: int, crops: Cro
     # a private generator: creating the iterator must not consume the global torch RNG (exact resume)
     return torch.utils.data.DataLoader(ds, batch_sampler=sampler, num_workers=workers, collate_fn=_collate,
                                        pin_memory=pin_memory, persistent_workers=False,
+                                       worker_init_fn=_worker_ignores_stop_signals if workers else None,
                                        generator=torch.Generator().manual_seed(seed),
                                        prefetch_factor=2 if workers else None)
 

@@ -95,11 +95,15 @@ class Trainer:
 
         torch.manual_seed(cfg.seed)  # same initial weights in every process (and as a single process)
         self.raw = build_model(cfg)
+        self.stages_before = []  # the training behind --init weights (bundle cards add it to this run's budget)
         if cfg.init and not resume:
             # warm start, e.g. from the bundled weights when a run's state was lost
             from ..checkpoint import read_checkpoint
+            from .bundle import stages_of
 
-            self.raw.load_state_dict(read_checkpoint(cfg.init)["state_dict"])
+            init = read_checkpoint(cfg.init)
+            self.raw.load_state_dict(init["state_dict"])
+            self.stages_before = stages_of(init.get("meta", {}))
         self.raw = self.raw.to(self.device)
         self.variable_rate = is_variable_rate(self.raw)
         self.num_rates = self.raw.num_rates if self.variable_rate else 1
@@ -152,7 +156,8 @@ class Trainer:
         return {"step": self.step, "model": self.raw.state_dict(), "opt": self.opt.state_dict(),
                 "aux_opt": self.aux_opt.state_dict() if self.aux_opt else None, "sched": self.sched.state_dict(),
                 "scaler": self.scaler.state_dict(), "rng": rng_states, "best": self.best,
-                "config": self.cfg.to_dict(), "world": self.info.world, "wall_s": self.elapsed()}
+                "config": self.cfg.to_dict(), "world": self.info.world, "wall_s": self.elapsed(),
+                "meta_extra": {"stages_before": self.stages_before}}
 
     def elapsed(self) -> float:
         return self.wall_s + time.monotonic() - self._t0
@@ -171,6 +176,7 @@ class Trainer:
         self.scaler.load_state_dict(st["scaler"])
         self.step, self.best = int(st["step"]), float(st["best"])
         self.wall_s = float(st.get("wall_s", 0.0))
+        self.stages_before = st.get("meta_extra", {}).get("stages_before", [])
         self._t0 = time.monotonic()
         rng = st["rng"]
         if len(rng) == self.info.world:  # same process count: every process continues its own noise stream
@@ -197,7 +203,8 @@ class Trainer:
         return {"step": self.step, "train_wall_s": round(self.elapsed(), 1), "world_size": self.info.world,
                 "batch_size": self.cfg.batch_size, "crop": self.cfg.crop, "lambda": list(self.cfg.lmbda),
                 "metric": self.cfg.metric,
-                "data": [str(d) for d in self.cfg.data], **(extra or {})}
+                "data": [str(d) for d in self.cfg.data], "run": self.out.name, "stages_before": self.stages_before,
+                **(extra or {})}
 
     # ------------------------------------------------------------------ steps
     def train_step(self, x: torch.Tensor, rates: torch.Tensor) -> dict:
