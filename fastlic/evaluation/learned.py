@@ -1,6 +1,6 @@
 """Learned codecs (every model of the registry) behind the same :class:`~fastlic.evaluation.base.Codec`
 interface as JPEG: a quality point is one set of weights (one ``--checkpoint`` each), or one ``quality`` value
-of a variable-rate model, and a file is the complete ``.flic`` file of :func:`fastlic.codec.encode_image`, so
+of a variable-rate model (bundled weights, or one ``--checkpoint``), and a file is the complete ``.flic`` file of :func:`fastlic.codec.encode_image`, so
 its size counts the container header too.
 """
 
@@ -25,8 +25,9 @@ class LearnedCodec(Codec):
         self.device = device
         self.random_init = random_init
         self.config = dict(config or {})
-        if self.checkpoints and qualities:
-            raise EvaluationError("give either several --checkpoint files or --quality values, not both")
+        if len(self.checkpoints) > 1 and qualities:
+            raise EvaluationError("give either several --checkpoint files (one per rate point) or --quality values "
+                                  "(of one variable-rate model), not both")
         if self.checkpoints and random_init:
             raise EvaluationError("--random-init and --checkpoint exclude each other")
         for c in self.checkpoints:
@@ -59,7 +60,10 @@ class LearnedCodec(Codec):
             return m.to(self.device).eval()
         from ..codec import load_model
 
-        ckpt = self.checkpoints[quality] if self.checkpoints else None
+        if not self.checkpoints:
+            ckpt = None  # the bundled weights
+        else:
+            ckpt = self.checkpoints[0] if self._variable_rate else self.checkpoints[quality]
         return load_model(self.model_name, ckpt, device=self.device)
 
     def _key(self, quality):

@@ -44,3 +44,17 @@ def test_random_init_and_bad_arguments(crops_dir, checkpoints):
         LearnedCodec("mlicpp-tiny", checkpoints, qualities=[1, 2])
     with pytest.raises(EvaluationError, match="unknown model"):
         LearnedCodec("nope", random_init=True).prepare()
+
+
+def test_qualities_of_one_variable_rate_checkpoint(crops_dir, tmp_path):
+    """A run's weights file of a variable-rate model (not bundled) evaluated at several qualities."""
+    torch.manual_seed(0)
+    m = create_model("mlicpp-tiny-vr", num_rates=3, gain_spread=16.0)
+    m.update()
+    ckpt = tmp_path / "vr.pt"
+    save_checkpoint(ckpt, m)
+    res = evaluate(LearnedCodec("mlicpp-tiny-vr", [ckpt], qualities=[0, 2]), find_images(crops_dir, limit=1),
+                   progress=False)
+    assert res["results"]["quality"] == [0, 2]
+    lo, hi = res["results"]["bpp"]
+    assert lo < hi
