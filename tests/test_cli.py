@@ -251,7 +251,7 @@ def test_ordo_flag_on_a_variable_rate_model_uses_the_lambda_of_the_quality(tmp_p
     torch.manual_seed(0)
     ck = tmp_path / "ecf-vr.pt"
     save_checkpoint(ck, fastlic.create_model("econtextformer-tiny-vr", num_rates=3).eval(),
-                    {"lmbda": [0.002, 0.008, 0.032]})
+                    {"lambda": [0.002, 0.008, 0.032]})  # as fastlic train writes it
     path, _ = image
     a, b = tmp_path / "a.flic", tmp_path / "b.flic"
     assert run("compress", path, "-o", a, "--checkpoint", ck, "--ordo", "--quality", "1.5") == 0

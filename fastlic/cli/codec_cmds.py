@@ -111,7 +111,10 @@ def _ordo_options(args, model) -> dict:
         raise FastlicError(f"model {model.model_name!r} does not support --ordo")
     if args.lmbda is not None:
         return {"ordo": True, "lmbda": float(args.lmbda)}
-    lmbda = getattr(model, "checkpoint_meta", {}).get("lmbda")
+    meta = getattr(model, "checkpoint_meta", {})
+    lmbda = meta.get("lambda", meta.get("lmbda"))  # fastlic train writes "lambda"
+    if isinstance(lmbda, list) and len(lmbda) == 1:
+        lmbda = lmbda[0]
     if isinstance(lmbda, (int, float)):
         return {"ordo": True, "lmbda": float(lmbda)}
     # a variable-rate model keeps one λ per rate point; it interpolates the λ of the quality it codes at
