@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# After a stretch of training: bundle a run's weights, measure them on Kodak with real files, record progress.
+#   bash benchmarks/refresh_bundled.sh RUNDIR [best|last|state] [THREADS]
+# Writes fastlic/weights/<model>.{pt,json} (+ index.json), results/kodak/fastlic-<model>.json and rows of
+# results/kodak/training_progress.csv. Re-plot and BD-rates afterwards: benchmarks/plot_kodak.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUN=$1; WHICH=${2:-best}; THREADS=${3:-2}
+KODAK=${FASTLIC_SHARED:-../shared}/data/kodak
+MODEL=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['model'])" "$RUN/config.json")
+python -m fastlic.training.bundle "$RUN" --which "$WHICH" --check-image "$KODAK/kodim23.png"
+fastlic eval --model "$MODEL" --quality 0 1 2 3 4 --data "$KODAK" --threads "$THREADS" --no-progress \
+    -o "results/kodak/fastlic-$MODEL.json"
+python benchmarks/training_progress.py "results/kodak/fastlic-$MODEL.json" --card "fastlic/weights/$MODEL.json"
