@@ -220,15 +220,16 @@ def test_sigint_never_leaves_a_partial_file(tmp_path, ckpt):
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "fastlic.cli"]
     proc = subprocess.Popen(cmd + ["compress", str(big), "-o", str(out), "--checkpoint", str(ckpt)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(4)
+    time.sleep(2)  # mid-encode on the machines we know (torch imports in ~1 s, the encode takes longer)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert "Traceback" not in err
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
     if proc.returncode == 130:
         assert not out.exists()
-    else:  # finished before the signal: then the file is complete
-        assert proc.returncode == 0 and run("info", out) == 0
+    else:  # finished before the signal, or got it while the interpreter shut down (Python has restored the
+        # default handler then, so the signal kills it: -2): either way the file is complete
+        assert proc.returncode in (0, -signal.SIGINT) and run("info", out) == 0
 
 
 def test_ordo_flag(tmp_path, image, capsys):
