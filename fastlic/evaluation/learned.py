@@ -1,7 +1,7 @@
 """Learned codecs (every model of the registry) behind the same :class:`~fastlic.evaluation.base.Codec`
 interface as JPEG: a quality point is one set of weights (one ``--checkpoint`` each), or one ``quality`` value
-of a variable-rate model (bundled weights, or one ``--checkpoint``), and a file is the complete ``.flic`` file of :func:`fastlic.codec.encode_image`, so
-its size counts the container header too.
+of a variable-rate model (bundled weights, or one ``--checkpoint``), and a file is the complete ``.flic`` file
+of :func:`fastlic.codec.encode_image`, so its size counts the container header too.
 """
 
 from __future__ import annotations

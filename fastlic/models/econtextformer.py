@@ -32,6 +32,7 @@ from ..entropy.ops import ste_round
 from ..layers import GDN, AttentionBlock, ResidualBlock, conv3x3, subpel_conv3x3
 from ..registry import register_model
 from .base import CompressionModel, latent_checksum
+from .gain import variable_rate
 
 
 # ---------------------------------------------------------------------------------------------- transforms
@@ -384,17 +385,12 @@ def econtextformer_tiny(**config):
     return EContextformer(**{**_TINY, **config})
 
 
-def _variable_rate(base: dict, config: dict):
-    from .gain import variable_rate  # noqa: PLC0415  (gain imports nothing of this module)
-    return variable_rate(EContextformer)(**{**base, **config})
-
-
 @register_model("econtextformer-small-vr",
                 "econtextformer-small with gain units for continuous variable rate (Cui et al. 2021, as in the paper)")
 def econtextformer_small_vr(**config):
-    return _variable_rate(_SMALL, config)
+    return variable_rate(EContextformer)(**{**_SMALL, **config})
 
 
 @register_model("econtextformer-tiny-vr", "econtextformer-tiny with gain units for continuous variable rate (tests)")
 def econtextformer_tiny_vr(**config):
-    return _variable_rate(_TINY, config)
+    return variable_rate(EContextformer)(**{**_TINY, **config})

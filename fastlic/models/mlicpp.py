@@ -35,6 +35,7 @@ from ..errors import CheckpointError
 from ..layers import ResidualBlock, ResidualBlockUpsample, ResidualBlockWithStride, conv3x3, subpel_conv3x3
 from ..registry import register_model
 from .base import CompressionModel, latent_checksum
+from .gain import variable_rate
 
 
 class AnalysisTransform(nn.Module):
@@ -358,21 +359,19 @@ def mlicpp_2023(**config):
     return MLICPlusPlus(**{"variant": "2023", **config})
 
 
+_MINI = dict(N=64, M=96, slice_num=3, ep_hidden=(128, 96, 64), cc_hidden=(64, 48), lrp_hidden=(64, 48))
+_SMALL = dict(N=96, M=160, slice_num=5, ep_hidden=(160, 128, 96), cc_hidden=(96, 64), lrp_hidden=(112, 64))
+_TINY = dict(N=32, M=32, slice_num=2, ep_hidden=(48, 40, 32), cc_hidden=(32, 32), lrp_hidden=(32, 32))
+
+
 @register_model("mlicpp-small", "Small MLIC++ for CPU training: N=96, M=160, 5 slices of 32, narrow hidden layers")
 def mlicpp_small(**config):
-    base = dict(N=96, M=160, slice_num=5, ep_hidden=(160, 128, 96), cc_hidden=(96, 64), lrp_hidden=(112, 64))
-    return MLICPlusPlus(**{**base, **config})
+    return MLICPlusPlus(**{**_SMALL, **config})
 
 
 @register_model("mlicpp-tiny", "Tiny MLIC++ for tests: N=32, M=32, 2 slices of 16")
 def mlicpp_tiny(**config):
-    base = dict(N=32, M=32, slice_num=2, ep_hidden=(48, 40, 32), cc_hidden=(32, 32), lrp_hidden=(32, 32))
-    return MLICPlusPlus(**{**base, **config})
-
-
-_MINI = dict(N=64, M=96, slice_num=3, ep_hidden=(128, 96, 64), cc_hidden=(64, 48), lrp_hidden=(64, 48))
-_SMALL = dict(N=96, M=160, slice_num=5, ep_hidden=(160, 128, 96), cc_hidden=(96, 64), lrp_hidden=(112, 64))
-_TINY = dict(N=32, M=32, slice_num=2, ep_hidden=(48, 40, 32), cc_hidden=(32, 32), lrp_hidden=(32, 32))
+    return MLICPlusPlus(**{**_TINY, **config})
 
 
 @register_model("mlicpp-mini", "MLIC++ sized for CPU training and bundling: N=64, M=96, 3 slices of 32 (~5.9M params)")
@@ -380,26 +379,21 @@ def mlicpp_mini(**config):
     return MLICPlusPlus(**{**_MINI, **config})
 
 
-def _variable_rate(base: dict, config: dict):
-    from .gain import variable_rate  # noqa: PLC0415  (gain imports nothing of this module)
-    return variable_rate(MLICPlusPlus)(**{**base, **config})
-
-
 @register_model("mlicpp-vr", "MLIC++ (full size) with gain units for continuous variable rate (Cui et al. 2021)")
 def mlicpp_vr(**config):
-    return _variable_rate({}, config)
+    return variable_rate(MLICPlusPlus)(**config)
 
 
 @register_model("mlicpp-small-vr", "mlicpp-small with gain units for continuous variable rate (Cui et al. 2021)")
 def mlicpp_small_vr(**config):
-    return _variable_rate(_SMALL, config)
+    return variable_rate(MLICPlusPlus)(**{**_SMALL, **config})
 
 
 @register_model("mlicpp-mini-vr", "mlicpp-mini with gain units for continuous variable rate (Cui et al. 2021)")
 def mlicpp_mini_vr(**config):
-    return _variable_rate(_MINI, config)
+    return variable_rate(MLICPlusPlus)(**{**_MINI, **config})
 
 
 @register_model("mlicpp-tiny-vr", "mlicpp-tiny with gain units for continuous variable rate (tests)")
 def mlicpp_tiny_vr(**config):
-    return _variable_rate(_TINY, config)
+    return variable_rate(MLICPlusPlus)(**{**_TINY, **config})

@@ -103,11 +103,7 @@ def export_state(run: Path, dest: Path) -> Path:
     model.load_state_dict(st["model"])
     model.eval()
     model.update()
-    meta = {"step": st["step"], "train_wall_s": round(float(st.get("wall_s", 0.0)), 1), "lambda": cfg["lmbda"],
-            "metric": cfg["metric"], "batch_size": cfg["batch_size"], "crop": cfg["crop"], "data": cfg["data"],
-            "world_size": st.get("world", 1), "run": run.name, **st.get("meta_extra", {})}
-    meta["stages_before"] = _earlier_stages(meta, cfg)
-    save_checkpoint(dest, model, meta)
+    save_checkpoint(dest, model, st["meta"])
     return dest
 
 

@@ -157,7 +157,7 @@ class Trainer:
                 "aux_opt": self.aux_opt.state_dict() if self.aux_opt else None, "sched": self.sched.state_dict(),
                 "scaler": self.scaler.state_dict(), "rng": rng_states, "best": self.best,
                 "config": self.cfg.to_dict(), "world": self.info.world, "wall_s": self.elapsed(),
-                "meta_extra": {"stages_before": self.stages_before}}
+                "meta": self._meta()}  # what a checkpoint of these weights records (bundle --which state)
 
     def elapsed(self) -> float:
         return self.wall_s + time.monotonic() - self._t0
@@ -176,7 +176,7 @@ class Trainer:
         self.scaler.load_state_dict(st["scaler"])
         self.step, self.best = int(st["step"]), float(st["best"])
         self.wall_s = float(st.get("wall_s", 0.0))
-        self.stages_before = st.get("meta_extra", {}).get("stages_before", [])
+        self.stages_before = st.get("meta", {}).get("stages_before", [])
         self._t0 = time.monotonic()
         rng = st["rng"]
         if len(rng) == self.info.world:  # same process count: every process continues its own noise stream
