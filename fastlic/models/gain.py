@@ -106,9 +106,10 @@ def interpolate_lambda(lambdas, quality: float) -> float:
     """The λ a continuous ``quality`` stands for: geometric interpolation between the trained λ of the two
     neighbouring rate points, the same rule as the gains (§3.3), e.g. for oRDO of a variable-rate model."""
     lambdas = [float(v) for v in lambdas]
-    k = min(int(math.floor(quality)), len(lambdas) - 2) if len(lambdas) > 1 else 0
     if len(lambdas) == 1:
         return lambdas[0]
+    # float64 on purpose: LatentGain.interpolate rounds to float32 for the gains, λ needs no such rounding
+    k = min(int(math.floor(quality)), len(lambdas) - 2)
     t = quality - k
     return math.exp((1 - t) * math.log(lambdas[k]) + t * math.log(lambdas[k + 1]))
 
