@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import numpy as np
 import pytest
 
@@ -61,9 +64,6 @@ def test_cli_without_options(tmp_path, capsys):
 def test_every_bundled_model_matches_its_card_and_round_trips(name):
     """Each shipped weights file is the one its card describes (hash, fingerprint written into .flic headers)
     and codes a picture at its lowest and highest rate."""
-    import hashlib
-    import json
-
     entry = codec.bundled_weights()[name]
     card = json.loads((codec.WEIGHTS_DIR / entry["card"]).read_text())
     assert hashlib.sha256((codec.WEIGHTS_DIR / entry["file"]).read_bytes()).hexdigest() == entry["sha256"]

@@ -1,8 +1,11 @@
 """Training: exact resume, torchrun (2 CPU processes, gloo) against one process, CLI."""
 
+import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,7 @@ import torch
 
 from fastlic.checkpoint import load_checkpoint
 from fastlic.cli import train_cmd
+from fastlic.training.bundle import bundle
 from fastlic.training.trainer import Trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -151,30 +155,22 @@ def test_cli_trains_validates_and_resumes(data, tmp_path):
     # the warm start's checkpoints carry the training behind their --init weights; a bundle adds it up
     first = load_checkpoint(out / "best.pt").checkpoint_meta
     assert [st["steps"] for st in load_checkpoint(warm / "last.pt").checkpoint_meta["stages_before"]] == [first["step"]]
-    from fastlic.training.bundle import bundle
-
     card = bundle(warm, tmp_path / "weights", which="state").with_suffix(".json")
-    import json
-
     assert json.loads(card.read_text())["training"]["steps"] == first["step"] + 1
 
 
 def test_stop_signal_to_the_whole_process_group_saves_and_exits_cleanly(data, tmp_path):
     """Ctrl-C in a terminal (or kill -TERM -- -PGID) signals the data-loader workers too: the run must still
     stop at a step boundary, save its state and exit 0, with no traceback."""
-    import signal
-    import time
-
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "fastlic.training", "--config", str(REPO / "configs" / "tiny_cpu.toml"),
            "--data", str(data), "--steps", "100000", "--workers", "1", "--out", str(out), "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, start_new_session=True, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and len((out / "train.csv").read_text().splitlines()
-                                                   if (out / "train.csv").exists() else []) < 2:
-            time.sleep(0.2)
+        log, deadline = out / "train.csv", time.monotonic() + 120
+        while time.monotonic() < deadline and not (log.exists() and len(log.read_text().splitlines()) >= 2):
+            time.sleep(0.2)  # a first logged step: the workers are running
         os.killpg(proc.pid, signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
     finally:
