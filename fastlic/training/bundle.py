@@ -176,6 +176,11 @@ def main(argv=None) -> int:
     p.add_argument("--note", default="")
     p.add_argument("--check-image", help="also code this image at every rate point and record the real sizes")
     args = p.parse_args(argv)
+    source = args.run / ("state.pt" if args.which == "state" else f"{args.which}.pt")
+    if not source.is_file():
+        p.error(f"{source}: no such file (is {args.run} a run directory of fastlic train?)")
+    if args.check_image and not Path(args.check_image).is_file():
+        p.error(f"{args.check_image}: no such file")
     path = bundle(args.run, args.dest, args.name, args.which, args.note, args.check_image)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) and {path.with_suffix('.json')}")
     return 0

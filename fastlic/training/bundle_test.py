@@ -53,3 +53,16 @@ def test_bundle_counts_the_stages_of_a_warm_started_run(tmp_path):
     card = json.loads(bundle(run2, dest).with_suffix(".json").read_text())
     assert [st["steps"] for st in card["training"]["stages"]] == [100, 50, 25]
     assert card["training"]["steps"] == 175
+
+
+def test_command_line_errors_are_one_line(tmp_path, capsys):
+    import pytest
+
+    from fastlic.training.bundle import main
+
+    with pytest.raises(SystemExit) as exc:
+        main([str(tmp_path / "nope"), "--which", "state", "--dest", str(tmp_path / "w")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "nope/state.pt: no such file" in err and "Traceback" not in err
+    assert not (tmp_path / "w").exists()
