@@ -5,7 +5,8 @@
 # results/kodak/training_progress.csv. Re-plot and BD-rates afterwards: benchmarks/plot_kodak.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUN=$1; WHICH=${2:-best}; THREADS=${3:-2}
+RUN=${1:?usage: refresh_bundled.sh RUNDIR [best|last|state] [THREADS]}; WHICH=${2:-best}; THREADS=${3:-2}
+[ -f "$RUN/config.json" ] || { echo "refresh_bundled.sh: $RUN is not a run directory (no config.json)" >&2; exit 1; }
 KODAK=${FASTLIC_SHARED:-../shared}/data/kodak
 MODEL=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['model'])" "$RUN/config.json")
 python -m fastlic.training.bundle "$RUN" --which "$WHICH" --check-image "$KODAK/kodim23.png"
