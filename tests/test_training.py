@@ -14,6 +14,7 @@ import torch
 from fastlic.checkpoint import load_checkpoint
 from fastlic.cli import train_cmd
 from fastlic.training.bundle import bundle
+from fastlic.training.config import make_config
 from fastlic.training.trainer import Trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -157,6 +158,16 @@ def test_cli_trains_validates_and_resumes(data, tmp_path):
     assert [st["steps"] for st in load_checkpoint(warm / "last.pt").checkpoint_meta["stages_before"]] == [first["step"]]
     card = bundle(warm, tmp_path / "weights", which="state").with_suffix(".json")
     assert json.loads(card.read_text())["training"]["steps"] == first["step"] + 1
+    # or from another run's state.pt: its latest weights (here step 3, past the last validation)
+    latest = tmp_path / "latest"
+    trainer = Trainer(make_config(REPO / "configs" / "tiny_cpu.toml", data=[str(data)], out=str(latest),
+                                  init=str(out / "state.pt")), quiet=True)
+    try:
+        state_weights = torch.load(out / "state.pt", weights_only=False)["model"]
+        assert all(torch.equal(v, state_weights[k]) for k, v in trainer.raw.state_dict().items())
+        assert [st["steps"] for st in trainer.stages_before] == [3]
+    finally:
+        trainer.close()
 
 
 def test_stop_signal_to_the_whole_process_group_saves_and_exits_cleanly(data, tmp_path):

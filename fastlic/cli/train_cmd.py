@@ -38,7 +38,7 @@ def register(subparsers) -> None:
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, help="torch intra-op threads per process")
     p.add_argument("--seed", type=int)
-    p.add_argument("--init", metavar="CKPT", help="start from the weights of a fastlic checkpoint (fresh optimizers)")
+    p.add_argument("--init", metavar="CKPT", help="start from the weights of a fastlic checkpoint or of another run's state.pt (fresh optimizers)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=run)
 

@@ -19,6 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..checkpoint import read_checkpoint
+from ..errors import CheckpointError
+
 STATE_FILE = "state.pt"
 LOCK_FILE = "lock"
 
@@ -72,3 +75,17 @@ def atomic_save(obj, path) -> None:
 def load_state(path) -> dict:
     # our own file, with numpy/python RNG states inside: full unpickling is needed and the file is trusted
     return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def init_weights(path) -> tuple[dict, dict]:
+    """Weights and metadata to warm-start a run (``--init``): a fastlic checkpoint (``best.pt``, a bundled
+    file) or another run's ``state.pt``, whose weights are the latest of that run (e.g. stopped between
+    validations). -> (state_dict, meta)."""
+    path = Path(path)
+    if path.name != STATE_FILE:
+        ckpt = read_checkpoint(path)
+        return ckpt["state_dict"], ckpt.get("meta", {})
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such training state")
+    st = load_state(path)
+    return st["model"], st.get("meta", {})

@@ -32,6 +32,7 @@ from ..entropy.gaussian import GaussianConditional
 from ..models.gain import is_variable_rate
 from ..registry import create_model
 from . import distributed, state
+from .state import init_weights
 from .config import TrainConfig
 from .data import CropSchedule, ValidationImages, list_images, train_loader
 from .logs import ProgressBar, RunLog
@@ -98,12 +99,11 @@ class Trainer:
         self.stages_before = []  # the training behind --init weights (bundle cards add it to this run's budget)
         if cfg.init and not resume:
             # warm start, e.g. from the bundled weights when a run's state was lost
-            from ..checkpoint import read_checkpoint
             from .bundle import stages_of
 
-            init = read_checkpoint(cfg.init)
-            self.raw.load_state_dict(init["state_dict"])
-            self.stages_before = stages_of(init.get("meta", {}))
+            weights, meta = init_weights(cfg.init)
+            self.raw.load_state_dict(weights)
+            self.stages_before = stages_of(meta)
         self.raw = self.raw.to(self.device)
         self.variable_rate = is_variable_rate(self.raw)
         self.num_rates = self.raw.num_rates if self.variable_rate else 1
