@@ -88,7 +88,8 @@ def _stages(meta: dict, config: dict, run: Path) -> list[dict]:
     """The training stages behind these weights, oldest first, this run last."""
     init = config.get("init")
     this = {"steps": meta.get("step"), "wall_s": meta.get("train_wall_s", 0.0), "run": run.name, "machine": machine(),
-            "threads": config.get("threads"), "lr": config.get("lr"), "init": Path(init).name if init else None}
+            "threads": config.get("threads"), "lr": config.get("lr"), "lr_schedule": config.get("lr_schedule"),
+            "init": Path(init).name if init else None}
     return [*_earlier_stages(meta, config), this]
 
 
