@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import load_checkpoint, save_checkpoint
+from ..errors import CheckpointError
 
 
 def machine() -> str:
@@ -182,7 +183,10 @@ def main(argv=None) -> int:
         p.error(f"{source}: no such file (is {args.run} a run directory of fastlic train?)")
     if args.check_image and not Path(args.check_image).is_file():
         p.error(f"{args.check_image}: no such file")
-    path = bundle(args.run, args.dest, args.name, args.which, args.note, args.check_image)
+    try:
+        path = bundle(args.run, args.dest, args.name, args.which, args.note, args.check_image)
+    except CheckpointError as exc:  # a damaged weights or state file: nothing is written before it is read
+        p.error(str(exc))
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) and {path.with_suffix('.json')}")
     return 0
 

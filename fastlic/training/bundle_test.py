@@ -66,3 +66,13 @@ def test_command_line_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "nope/state.pt: no such file" in err and "Traceback" not in err
     assert not (tmp_path / "w").exists()
+    # a damaged state file: named, one line, nothing written
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "state.pt").write_bytes(b"garbage")
+    with pytest.raises(SystemExit) as exc:
+        main([str(run), "--which", "state", "--dest", str(tmp_path / "w")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "run/state.pt: not a readable training state" in err and "Traceback" not in err
+    assert not (tmp_path / "w").exists()

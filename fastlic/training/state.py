@@ -74,7 +74,10 @@ def atomic_save(obj, path) -> None:
 
 def load_state(path) -> dict:
     # our own file, with numpy/python RNG states inside: full unpickling is needed and the file is trusted
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a damaged or foreign file: say which, not what the unpickler tripped on
+        raise CheckpointError(f"{path}: not a readable training state ({type(exc).__name__})") from None
 
 
 def init_weights(path) -> tuple[dict, dict]:

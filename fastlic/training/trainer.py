@@ -32,7 +32,6 @@ from ..entropy.gaussian import GaussianConditional
 from ..models.gain import is_variable_rate
 from ..registry import create_model
 from . import distributed, state
-from .state import init_weights
 from .config import TrainConfig
 from .data import CropSchedule, ValidationImages, list_images, train_loader
 from .logs import ProgressBar, RunLog
@@ -101,7 +100,7 @@ class Trainer:
             # warm start, e.g. from the bundled weights when a run's state was lost
             from .bundle import stages_of
 
-            weights, meta = init_weights(cfg.init)
+            weights, meta = state.init_weights(cfg.init)
             self.raw.load_state_dict(weights)
             self.stages_before = stages_of(meta)
         self.raw = self.raw.to(self.device)
