@@ -72,17 +72,17 @@ def _earlier_stages(meta: dict, config: dict) -> list[dict]:
     """The stages a run warm-started from: recorded by the trainer, or read from the ``--init`` file for runs
     that predate that record."""
     init = config.get("init")
-    if "stages_before" in meta:
-        return list(meta["stages_before"])
-    if init:
-        init_path = Path(init) if Path(init).is_absolute() else Path.cwd() / init
-        if not init_path.is_file():
-            raise FileNotFoundError(f"{init}: the run warm-started from it; it is needed to count the training "
-                                    "budget of the bundled weights")
-        from ..checkpoint import read_checkpoint  # noqa: PLC0415
+    if meta.get("stages_before") or not init:
+        return list(meta.get("stages_before") or [])
+    # nothing recorded although the run warm-started: the run predates the record, or its --init was a state.pt
+    # written before states carried metadata; the --init file itself still says what training it holds
+    init_path = Path(init) if Path(init).is_absolute() else Path.cwd() / init
+    if not init_path.is_file():
+        raise FileNotFoundError(f"{init}: the run warm-started from it; it is needed to count the training "
+                                "budget of the bundled weights")
+    from .state import init_weights  # noqa: PLC0415
 
-        return stages_of(read_checkpoint(init_path).get("meta", {}))
-    return []
+    return stages_of(init_weights(init_path)[1])
 
 
 def _stages(meta: dict, config: dict, run: Path) -> list[dict]:

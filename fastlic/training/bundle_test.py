@@ -55,6 +55,21 @@ def test_bundle_counts_the_stages_of_a_warm_started_run(tmp_path):
     assert card["training"]["steps"] == 175
 
 
+def test_bundle_counts_a_warm_start_from_a_state_without_metadata(tmp_path):
+    """--init OLD_RUN/state.pt where that state predates recorded metadata: the run it came from still counts."""
+    old, run, dest = tmp_path / "ecf-vr", tmp_path / "run", tmp_path / "weights"
+    old.mkdir()
+    run.mkdir()
+    torch.manual_seed(0)
+    model = create_model("mlicpp-tiny", N=16, M=16)
+    torch.save({"model": model.state_dict(), "step": 5020, "wall_s": 5400.0}, old / "state.pt")
+    save_checkpoint(run / "best.pt", model, {"step": 1050, "train_wall_s": 1800.0, "stages_before": []})
+    (run / "config.json").write_text(json.dumps({"init": str(old / "state.pt")}))
+    card = json.loads(bundle(run, dest).with_suffix(".json").read_text())
+    assert [(st["steps"], st["run"]) for st in card["training"]["stages"]] == [(5020, "ecf-vr"), (1050, "run")]
+    assert card["training"]["wall_time_h"] == 2.0
+
+
 def test_command_line_errors_are_one_line(tmp_path, capsys):
     import pytest
 

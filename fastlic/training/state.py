@@ -91,4 +91,7 @@ def init_weights(path) -> tuple[dict, dict]:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such training state")
     st = load_state(path)
-    return st["model"], st.get("meta", {})
+    meta = st.get("meta")
+    if meta is None:  # states written before runs recorded their metadata: their step and clock are the record
+        meta = {"step": int(st["step"]), "train_wall_s": float(st.get("wall_s", 0.0)), "run": path.parent.name}
+    return st["model"], meta

@@ -14,6 +14,15 @@ def test_init_weights_reads_a_run_state(tmp_path):
     assert torch.equal(got["w"], weights["w"]) and meta == {"step": 7}
 
 
+def test_init_weights_from_a_state_without_metadata_keeps_its_budget(tmp_path):
+    # states of session-2 runs had no "meta": a warm start from one must still count that run's steps and time
+    run = tmp_path / "ecf-vr"
+    run.mkdir()
+    torch.save({"model": {}, "step": 5020, "wall_s": 5708.9}, run / STATE_FILE)
+    _, meta = init_weights(run / STATE_FILE)
+    assert meta == {"step": 5020, "train_wall_s": 5708.9, "run": "ecf-vr"}
+
+
 def test_damaged_or_missing_state_is_named_in_one_line(tmp_path):
     bad = tmp_path / STATE_FILE
     bad.write_bytes(b"garbage")
