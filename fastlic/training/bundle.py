@@ -69,20 +69,19 @@ def stages_of(meta: dict) -> list[dict]:
 
 
 def _earlier_stages(meta: dict, config: dict) -> list[dict]:
-    """The stages a run warm-started from: recorded by the trainer, or read from the ``--init`` file for runs
-    that predate that record."""
+    """The stages a run warm-started from: recorded by the trainer, or read from the ``--init`` file when none
+    were recorded (runs that predate that record, or whose ``--init`` was a state.pt written before states
+    carried metadata)."""
     init = config.get("init")
-    if meta.get("stages_before") or not init:
-        return list(meta.get("stages_before") or [])
-    # nothing recorded although the run warm-started: the run predates the record, or its --init was a state.pt
-    # written before states carried metadata; the --init file itself still says what training it holds
-    init_path = Path(init) if Path(init).is_absolute() else Path.cwd() / init
-    if not init_path.is_file():
-        raise FileNotFoundError(f"{init}: the run warm-started from it; it is needed to count the training "
-                                "budget of the bundled weights")
+    recorded = list(meta.get("stages_before") or [])
+    if recorded or not init:
+        return recorded
+    if not Path(init).is_file():
+        raise CheckpointError(f"{init}: no such file; the run warm-started from it, and it is needed to count the "
+                              "training budget of the bundled weights")
     from .state import init_weights  # noqa: PLC0415
 
-    return stages_of(init_weights(init_path)[1])
+    return stages_of(init_weights(init)[1])
 
 
 def _stages(meta: dict, config: dict, run: Path) -> list[dict]:
@@ -117,10 +116,10 @@ def bundle(run: Path, dest: Path, name: str | None = None, which: str = "best", 
     model = load_checkpoint(run / f"{which}.pt")
     meta = dict(model.checkpoint_meta)
     name = name or model.model_name
+    config = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else {}
+    stages = _stages(meta, config, run)  # may fail on a missing --init file: before anything is written
     dest.mkdir(parents=True, exist_ok=True)
     weights = dest / f"{name}.pt"
-    config = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else {}
-    stages = _stages(meta, config, run)
     save_checkpoint(weights, model, {**meta, "bundled_from": f"{run.name}/{which}.pt", "stages": stages})
     card = {
         "file": weights.name,
@@ -185,7 +184,7 @@ def main(argv=None) -> int:
         p.error(f"{args.check_image}: no such file")
     try:
         path = bundle(args.run, args.dest, args.name, args.which, args.note, args.check_image)
-    except CheckpointError as exc:  # a damaged weights or state file: nothing is written before it is read
+    except CheckpointError as exc:  # a damaged or missing weights/state file: nothing is written before it is read
         p.error(str(exc))
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) and {path.with_suffix('.json')}")
     return 0

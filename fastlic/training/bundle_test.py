@@ -91,3 +91,14 @@ def test_command_line_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "run/state.pt: not a readable training state" in err and "Traceback" not in err
     assert not (tmp_path / "w").exists()
+    # the --init file of a run that recorded no earlier stage is gone: named, one line, nothing written
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    save_checkpoint(gone / "best.pt", create_model("mlicpp-tiny", N=16, M=16), {"step": 5, "stages_before": []})
+    (gone / "config.json").write_text(json.dumps({"init": str(tmp_path / "lost" / "state.pt")}))
+    with pytest.raises(SystemExit) as exc:
+        main([str(gone), "--dest", str(tmp_path / "w")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "lost/state.pt: no such file; the run warm-started from it" in err and "Traceback" not in err
+    assert not (tmp_path / "w").exists()
