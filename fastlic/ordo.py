@@ -11,8 +11,11 @@ initial latents on the *actual* objective (coded bytes of both streams + λ·255
 decoder will produce); the initial latents are coded whenever they are not worse, so oRDO never makes a file
 worse by its own objective.
 
-A model supports oRDO by implementing ``rd_loss(x, y, z, lmbda) -> scalar`` (differentiable in y and z, with
-straight-through rounding) and ``_encode_latents(y, z) -> (streams, y_hat)``.
+A model supports oRDO by deriving from :class:`OnlineRDO` and implementing ``_from_latents(y, z, "ste")``
+(likelihoods and reconstruction, differentiable in y and z through straight-through rounding) and
+``_encode_latents(y, z) -> (streams, y_hat)``.
+The method is not specific to eContextformer's entropy model: fastlic also offers it for MLIC++ (whose paper
+does not use it), with its own measured step schedule (:attr:`OnlineRDO.ordo_schedule`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ from __future__ import annotations
 import math
 
 import torch
+
+from .errors import FastlicError
+
+#: the eContextformer paper's step schedule: α0 = 0.062, γ = 0.6, stop below 1e-7 (26 iterations)
+PAPER_SCHEDULE = {"alpha0": 0.062, "gamma": 0.6, "min_step": 1e-7}
 
 
 def step_sizes(alpha0: float = 0.062, gamma: float = 0.6, min_step: float = 1e-7) -> list[float]:
@@ -34,9 +42,10 @@ def step_sizes(alpha0: float = 0.062, gamma: float = 0.6, min_step: float = 1e-7
 
 
 def optimize_latents(model, x: torch.Tensor, lmbda: float, alpha0: float = 0.062, gamma: float = 0.6,
-                     min_step: float = 1e-7, optimizer: str = "adam"):
+                     min_step: float = 1e-7, optimizer: str = "adam", size=None):
     """-> (y, z, y0, z0, history): the best latents by the straight-through objective, the initial ones, and
-    the objective per iterate (``history[0]`` is the initial latents')."""
+    the objective per iterate (``history[0]`` is the initial latents'). ``size``: the ``(H, W)`` of the image
+    inside the padded ``x``; the distortion is measured there only (default: all of ``x``)."""
     if optimizer not in ("adam", "sgd"):
         raise ValueError("optimizer must be 'adam' or 'sgd'")
     with torch.no_grad():
@@ -49,7 +58,7 @@ def optimize_latents(model, x: torch.Tensor, lmbda: float, alpha0: float = 0.062
     history = []
     with torch.enable_grad():
         for lr in step_sizes(alpha0, gamma, min_step) + [None]:
-            loss = model.rd_loss(x, y, z, lmbda)
+            loss = model.rd_loss(x, y, z, lmbda, size)
             value = loss.item()
             history.append(value)
             if value < best[0]:
@@ -63,22 +72,92 @@ def optimize_latents(model, x: torch.Tensor, lmbda: float, alpha0: float = 0.062
     return best[1], best[2], y0, z0, history
 
 
-def coded_loss(model, x: torch.Tensor, streams, y_hat: torch.Tensor, lmbda: float) -> float:
-    """Actual objective of a coded image: bits of the streams per pixel + λ·255²·MSE of the decoder's output."""
+def coded_loss(model, x: torch.Tensor, streams, y_hat: torch.Tensor, lmbda: float, size=None) -> float:
+    """Actual objective of a coded image: bits of the streams per pixel + λ·255²·MSE of the decoder's output,
+    both over the image's own ``size`` inside the padded ``x``."""
+    h, w = size or x.shape[-2:]
     bits = 8 * sum(len(s) for s in streams)
-    mse = torch.mean((model.g_s(y_hat).clamp(0, 1) - x) ** 2).item()
-    return bits / (x.shape[-2] * x.shape[-1]) + lmbda * 255 ** 2 * mse
+    mse = torch.mean((model.g_s(y_hat)[..., :h, :w].clamp(0, 1) - x[..., :h, :w]) ** 2).item()
+    return bits / (h * w) + lmbda * 255 ** 2 * mse
 
 
-def ordo_encode(model, x: torch.Tensor, lmbda: float, **opts):
-    """oRDO then coding of a padded single image: -> (streams, y_hat, info)."""
-    y, z, y0, z0, history = optimize_latents(model, x, lmbda, **opts)
+def ordo_encode(model, x: torch.Tensor, lmbda: float, size=None, **opts):
+    """oRDO then coding of a padded single image (its own ``(H, W)`` = ``size``): -> (streams, y_hat, info)."""
+    y, z, y0, z0, history = optimize_latents(model, x, lmbda, size=size, **opts)
     streams0, y_hat0 = model._encode_latents(y0, z0)
-    info = {"history": history, "initial": coded_loss(model, x, streams0, y_hat0, lmbda), "used": "initial"}
+    info = {"history": history, "initial": coded_loss(model, x, streams0, y_hat0, lmbda, size), "used": "initial"}
     if y is not y0:
         streams, y_hat = model._encode_latents(y, z)
-        info["optimized"] = coded_loss(model, x, streams, y_hat, lmbda)
+        info["optimized"] = coded_loss(model, x, streams, y_hat, lmbda, size)
         if info["optimized"] < info["initial"]:
             info["used"] = "optimized"
             return streams, y_hat, info
     return streams0, y_hat0, info
+
+
+class OnlineRDO:
+    """Mixin of a :class:`~fastlic.models.base.CompressionModel` whose encoder can refine its latents by oRDO:
+    ``compress(x, ordo=True, lmbda=λ)``. The subclass provides ``g_a``, ``h_a``, ``_from_latents(y, z, "ste")``
+    (likelihoods and reconstruction with straight-through rounding) and ``_encode_latents(y, z)``; plain coding
+    (``ordo=False``) is one encoder pass into ``_encode_latents``.
+
+    ``ordo_schedule`` holds the model's default step schedule (``alpha0``, ``gamma``, ``min_step``); keyword
+    options given to ``compress`` override it. ``last_ordo_info`` keeps the objective history and which
+    latents were coded, of the last image coded with oRDO.
+    """
+
+    ordo_schedule = PAPER_SCHEDULE
+    last_ordo_info: dict | None = None
+
+    def compress(self, x: torch.Tensor, **opts) -> dict:
+        if opts.get("ordo"):
+            # the padding added to reach the model's size multiple is not part of the image's distortion
+            opts["size"] = tuple(x.shape[-2:])
+        return super().compress(x, **opts)
+
+    def rd_loss(self, x, y, z, lmbda: float, size=None) -> torch.Tensor:
+        """bpp + λ·255²·MSE of latents (y, z) with straight-through rounding, over the image's ``(H, W)`` =
+        ``size`` inside the padded ``x`` (the training loss, as a function of the latents)."""
+        out = self._from_latents(y, z, "ste")
+        h, w = size or x.shape[-2:]
+        mse = torch.mean((out["x_hat"][..., :h, :w] - x[..., :h, :w]) ** 2)
+        return self.bpp(out["likelihoods"], x.shape[0] * h * w) + lmbda * 255 ** 2 * mse
+
+    def _compress(self, x, ordo: bool = False, **ordo_opts):
+        """``ordo=True`` (with ``lmbda=`` and optionally ``alpha0``, ``gamma``, ``min_step``, ``optimizer``)
+        refines the latents by online RDO before coding."""
+        from .models.base import latent_checksum
+
+        if not ordo:
+            if ordo_opts:
+                raise TypeError(f"unknown compress options {sorted(ordo_opts)} (they need ordo=True)")
+            y = self.g_a(x)
+            streams, y_hat = self._encode_latents(y, self.h_a(y))
+            return streams, latent_checksum(y_hat)
+        if "lmbda" not in ordo_opts:
+            raise TypeError("oRDO needs lmbda=")
+        streams, y_hat, self.last_ordo_info = ordo_encode(self, x, **{**self.ordo_schedule, **ordo_opts})
+        return streams, latent_checksum(y_hat)
+
+
+def options_for(model, lmbda: float | None = None) -> dict:
+    """The ``compress`` options of oRDO for a loaded model: ``lmbda`` if given, else the λ its checkpoint was
+    trained with (one value, or one per rate point of a variable-rate model, which interpolates the λ of the
+    quality it codes). Raises :class:`FastlicError` with a one-line reason when neither is available."""
+    if not isinstance(model, OnlineRDO):
+        raise FastlicError(f"model {model.model_name!r} does not support oRDO")
+    if lmbda is not None:
+        if not lmbda > 0:
+            raise FastlicError(f"the oRDO lambda must be positive, not {lmbda}")
+        return {"ordo": True, "lmbda": float(lmbda)}
+    meta = getattr(model, "checkpoint_meta", {})
+    value = meta.get("lambda", meta.get("lmbda"))  # fastlic train writes "lambda"
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, (int, float)):
+        return {"ordo": True, "lmbda": float(value)}
+    if isinstance(value, list) and len(value) == getattr(model, "num_rates", -1) \
+            and all(isinstance(v, (int, float)) for v in value):
+        return {"ordo": True, "lmbda": [float(v) for v in value]}
+    raise FastlicError("oRDO needs the lambda the model was trained with, and its checkpoint does not record it: "
+                       "pass --lmbda")

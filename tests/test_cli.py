@@ -242,10 +242,17 @@ def test_ordo_flag(tmp_path, image, capsys):
     assert run("compress", path, "-o", out, "--checkpoint", ck, "--ordo") == 0
     assert run("decompress", out, "-o", tmp_path / "o.png", "--checkpoint", ck) == 0
     capsys.readouterr()
-    tiny = tmp_path / "tiny.pt"
-    save_checkpoint(tiny, fastlic.create_model("mlicpp-tiny").eval())
-    assert run("compress", path, "-o", tmp_path / "p.flic", "--checkpoint", tiny, "--ordo") == 1
+    serial = tmp_path / "serial.pt"
+    save_checkpoint(serial, fastlic.create_model("contextformer-tiny").eval())
+    assert run("compress", path, "-o", tmp_path / "p.flic", "--checkpoint", serial, "--ordo") == 1
     assert "does not support --ordo" in capsys.readouterr().err
+    tiny = tmp_path / "tiny.pt"
+    save_checkpoint(tiny, fastlic.create_model("mlicpp-tiny").eval())  # no lambda in its metadata
+    assert run("compress", path, "-o", tmp_path / "p.flic", "--checkpoint", tiny, "--ordo") == 1
+    assert "pass --lmbda" in capsys.readouterr().err
+    assert not (tmp_path / "p.flic").exists()
+    assert run("compress", path, "-o", tmp_path / "p.flic", "--checkpoint", tiny, "--ordo", "--lmbda", "0.01") == 0
+    assert run("decompress", tmp_path / "p.flic", "-o", tmp_path / "p.png", "--checkpoint", tiny) == 0
 
 
 def test_ordo_flag_on_a_variable_rate_model_uses_the_lambda_of_the_quality(tmp_path, image, capsys):

@@ -40,8 +40,8 @@ def register(sub):
     p.add_argument("--max-memory", type=float, default=codec.DEFAULT_MAX_MEMORY / 2 ** 30,
                    help="memory ceiling in GiB for one tile; larger images are tiled (default %(default)g)")
     p.add_argument("--ordo", action="store_true",
-                   help="online rate-distortion optimization of the latents at the encoder (eContextformer); the "
-                        "decoder is unchanged")
+                   help="online rate-distortion optimization of the latents at the encoder (eContextformer, "
+                        "MLIC++): slower encoding, same decoder, a file never worse by its RD cost")
     p.add_argument("--lmbda", type=float,
                    help="the model's training lambda for --ordo (default: from the checkpoint's metadata)")
     p.add_argument("--coding-threads", type=int, default=1,
@@ -107,21 +107,11 @@ def _ordo_options(args, model) -> dict:
         if args.lmbda is not None:
             raise FastlicError("--lmbda is only used with --ordo")
         return {}
-    if not hasattr(model, "rd_loss"):
+    from ..ordo import OnlineRDO, options_for
+
+    if not isinstance(model, OnlineRDO):
         raise FastlicError(f"model {model.model_name!r} does not support --ordo")
-    if args.lmbda is not None:
-        return {"ordo": True, "lmbda": float(args.lmbda)}
-    meta = getattr(model, "checkpoint_meta", {})
-    lmbda = meta.get("lambda", meta.get("lmbda"))  # fastlic train writes "lambda"
-    if isinstance(lmbda, list) and len(lmbda) == 1:
-        lmbda = lmbda[0]
-    if isinstance(lmbda, (int, float)):
-        return {"ordo": True, "lmbda": float(lmbda)}
-    # a variable-rate model keeps one λ per rate point; it interpolates the λ of the quality it codes at
-    if isinstance(lmbda, list) and len(lmbda) == getattr(model, "num_rates", -1) \
-            and all(isinstance(v, (int, float)) for v in lmbda):
-        return {"ordo": True, "lmbda": [float(v) for v in lmbda]}
-    raise FastlicError("--ordo needs the lambda the model was trained with: pass --lmbda")
+    return options_for(model, args.lmbda)
 
 
 def cmd_compress(args) -> int:

@@ -33,6 +33,9 @@ def register(sub):
                    help="quality points (codec parameter, or quality of a variable-rate model)")
     p.add_argument("--random-init", action="store_true",
                    help="evaluate --model with untrained random weights (timing/pipeline check only)")
+    p.add_argument("--ordo", action="store_true",
+                   help="encode a --model with online RDO of its latents (slower encoding, same decoder)")
+    p.add_argument("--lmbda", type=float, help="the lambda of --ordo (default: from the checkpoint's metadata)")
     p.add_argument("--data", required=True, metavar="DIR", help="folder of images")
     p.add_argument("-o", "--output", required=True, metavar="JSON", help="results file to write")
     p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1; use 1 for timings)")
@@ -85,10 +88,10 @@ def cmd_eval(args):
     images = find_images(args.data, args.limit)
     if args.model:
         codec = LearnedCodec(args.model, args.checkpoint, args.qualities, device=args.device,
-                             random_init=args.random_init)
+                             random_init=args.random_init, ordo=args.ordo, lmbda=args.lmbda)
     else:
-        if args.checkpoint or args.random_init:
-            raise EvaluationError("--checkpoint and --random-init apply to --model, not --codec")
+        if args.checkpoint or args.random_init or args.ordo or args.lmbda is not None:
+            raise EvaluationError("--checkpoint, --random-init, --ordo and --lmbda apply to --model, not --codec")
         codec = get_codec(args.codec, args.qualities)
     if args.name:
         codec.name = args.name

@@ -112,6 +112,14 @@ class EntropyBottleneck(TableOwner, nn.Module):
         medians = self.medians()
         return ste_round(z - medians) + medians
 
+    def forward_ste(self, z: torch.Tensor):
+        """-> (z_hat, likelihoods) of the coded values round(z - median) + median, with straight-through
+        gradients to ``z`` through both (the differentiable objective of encoder-side latent optimization)."""
+        z_hat = self.quantize_ste(z)
+        values = z_hat.transpose(0, 1).reshape(self.channels, 1, -1)
+        lik = self.likelihood_lower_bound(self._likelihood(values)[0])
+        return z_hat, lik.reshape(z.size(1), z.size(0), *z.shape[2:]).transpose(0, 1)
+
     # ----------------------------------------------------------------------------------- coding
     @torch.no_grad()
     def update(self) -> None:

@@ -14,13 +14,18 @@ from .base import Codec, EvaluationError
 class LearnedCodec(Codec):
     """``model``: registry name; ``checkpoints``: one file per rate point (else the bundled weights);
     ``qualities``: values for a variable-rate model; ``random_init``: untrained weights (pipeline and timing
-    checks only, the RD numbers are meaningless)."""
+    checks only, the RD numbers are meaningless); ``ordo``: encode with online RDO of the latents
+    (:mod:`fastlic.ordo`) at the λ the checkpoint was trained with, or at ``lmbda``."""
 
     extension = "flic"
 
     def __init__(self, model: str | None = None, checkpoints=None, qualities=None, device: str = "cpu",
-                 random_init: bool = False, config: dict | None = None):
+                 random_init: bool = False, config: dict | None = None, ordo: bool = False,
+                 lmbda: float | None = None):
         self.model_name = model
+        if lmbda is not None and not ordo:
+            raise EvaluationError("--lmbda is only used with --ordo")
+        self.ordo, self.lmbda = bool(ordo), lmbda
         self.checkpoints = [str(c) for c in checkpoints or []]
         self.device = device
         self.random_init = random_init
@@ -36,7 +41,8 @@ class LearnedCodec(Codec):
         self._variable_rate = bool(qualities)
         self._models: dict = {}
         self.name = model or (Path(self.checkpoints[0]).stem if self.checkpoints else "fastlic")
-        self.description = f"fastlic {self.name}" + (" (random weights)" if random_init else "")
+        self.description = f"fastlic {self.name}" + (" (random weights)" if random_init else "") + \
+            (" with oRDO at the encoder" if ordo else "")
         super().__init__(qualities)
 
     def default_qualities(self):
@@ -74,7 +80,12 @@ class LearnedCodec(Codec):
             if self._key(q) not in self._models:
                 self._models[self._key(q)] = self._load(q)
         first = self._models[self._key(self.qualities[0])]
-        self.name = self.model_name or first.model_name
+        self.name = (self.model_name or first.model_name) + ("+ordo" if self.ordo else "")
+        if self.ordo:  # fail before the first image when oRDO cannot run
+            from ..ordo import options_for
+
+            for m in self._models.values():
+                options_for(m, self.lmbda)
 
     def _model(self, quality):
         if self._key(quality) not in self._models:
@@ -84,7 +95,13 @@ class LearnedCodec(Codec):
     def encode(self, image, quality):
         from ..codec import encode_image
 
-        return encode_image(self._model(quality), image, quality=quality if self._variable_rate else None)
+        model = self._model(quality)
+        opts = {}
+        if self.ordo:
+            from ..ordo import options_for
+
+            opts = options_for(model, self.lmbda)
+        return encode_image(model, image, quality=quality if self._variable_rate else None, **opts)
 
     def decode(self, data, quality):
         from ..codec import decode_image
@@ -95,5 +112,5 @@ class LearnedCodec(Codec):
         import torch
 
         return {"model": self.model_name, "checkpoints": self.checkpoints, "device": self.device,
-                "random_init": self.random_init, "torch": torch.__version__,
+                "random_init": self.random_init, "ordo": self.ordo, "torch": torch.__version__,
                 "quality_parameter": "model quality" if self._variable_rate else "checkpoint index"}

@@ -30,6 +30,7 @@ from ..entropy.coder import Decoder, Encoder
 from ..entropy.gaussian import GaussianMixtureConditional
 from ..entropy.ops import ste_round
 from ..layers import GDN, AttentionBlock, ResidualBlock, conv3x3, subpel_conv3x3
+from ..ordo import OnlineRDO
 from ..registry import register_model
 from .base import CompressionModel, latent_checksum
 from .gain import variable_rate
@@ -203,7 +204,7 @@ class MixtureHyperpriorCodec(CompressionModel):
         return self._synthesis(y_hat, True), latent_checksum(y_hat)
 
 
-class EContextformer(MixtureHyperpriorCodec):
+class EContextformer(OnlineRDO, MixtureHyperpriorCodec):
     """eContextformer (see module docstring). Defaults are the paper's configuration.
 
     Args (fixed by the paper):
@@ -323,10 +324,7 @@ class EContextformer(MixtureHyperpriorCodec):
             _, z_likelihoods = eb(z, training=True)
             z_hat = eb.quantize_ste(z)
         else:
-            z_hat = eb.quantize_ste(z)  # == round(z - median) + median in value
-            values = z_hat.transpose(0, 1).reshape(eb.channels, 1, -1)
-            z_likelihoods = eb.likelihood_lower_bound(eb._likelihood(values)[0])
-            z_likelihoods = z_likelihoods.reshape(z.size(1), z.size(0), *z.shape[2:]).transpose(0, 1)
+            z_hat, z_likelihoods = eb.forward_ste(z)  # == round(z - median) + median in value
         groups = self.split_groups(y)
         q = _ForwardQuantizer(groups, self.gmm, mode == "train", self.context_input, ste=(mode == "ste"))
         if mode == "eval":
@@ -336,25 +334,6 @@ class EContextformer(MixtureHyperpriorCodec):
             y_hat = self._parallel(self.h_s(z_hat), q)
         return {"x_hat": self._synthesis(y_hat, mode == "eval"),
                 "likelihoods": {"y": torch.cat(q.likelihoods, dim=1), "z": z_likelihoods}, "y_hat": y_hat}
-
-    def rd_loss(self, x, y, z, lmbda: float) -> torch.Tensor:
-        """bpp + λ·255²·MSE of latents (y, z) with straight-through rounding (for :mod:`fastlic.ordo`)."""
-        out = self._from_latents(y, z, "ste")
-        n = x.shape[0] * x.shape[-2] * x.shape[-1]
-        return self.bpp(out["likelihoods"], n) + lmbda * 255 ** 2 * torch.mean((out["x_hat"] - x) ** 2)
-
-    def _compress(self, x, ordo: bool = False, **ordo_opts):
-        """``ordo=True`` (with ``lmbda=`` and optionally ``alpha0``, ``gamma``, ``min_step``, ``optimizer``)
-        refines the latents by online RDO (:mod:`fastlic.ordo`) before coding."""
-        if not ordo:
-            if ordo_opts:
-                raise TypeError(f"unknown compress options {sorted(ordo_opts)} (they need ordo=True)")
-            return super()._compress(x)
-        from ..ordo import ordo_encode
-        if "lmbda" not in ordo_opts:
-            raise TypeError("oRDO needs lmbda=")
-        streams, y_hat, self.last_ordo_info = ordo_encode(self, x, **ordo_opts)
-        return streams, latent_checksum(y_hat)
 
     def _encode_quantizer(self, y, encoder):
         return _EncodeQuantizer(self.split_groups(y), self.gmm, encoder)

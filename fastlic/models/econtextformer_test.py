@@ -132,55 +132,7 @@ def test_serial_contextformer_roundtrip():
 def test_ordo_schedule_is_the_papers():
     steps = step_sizes(0.062, 0.6, 1e-7)
     assert len(steps) == 26 and steps[-1] > 1e-7 and steps[-1] * 0.6 <= 1e-7
+    assert step_sizes(**create_model("econtextformer-tiny").ordo_schedule) == steps
+    # coding with oRDO: fastlic/ordo_test.py, for eContextformer and MLIC++
 
 
-def _kodak_crop(h, w):
-    from fastlic.io import read_image
-    from fastlic.testing import require_shared
-    img = read_image(require_shared("data", "kodak", "kodim23.png"))[200:200 + h, 300:300 + w]
-    return torch.from_numpy(img.copy()).permute(2, 0, 1)[None].float() / 255
-
-
-def test_ordo_never_worse_on_a_kodak_crop_and_decodes_with_the_ordinary_decoder():
-    m = _model()
-    x = _kodak_crop(64, 64)
-    lmbda = 0.01
-    coded = m.compress(x, ordo=True, lmbda=lmbda, gamma=0.3)  # 12 iterations keep the test short
-    info = m.last_ordo_info
-    assert info["history"][-1] <= info["history"][0]  # the objective went down
-    best = min(info["initial"], info.get("optimized", info["initial"]))
-    used = info["initial"] if info["used"] == "initial" else info["optimized"]
-    assert used == best <= info["initial"]
-    # actual RD loss of the decoded file vs plain coding
-    def rd(c):
-        out = m.decompress(c["strings"], c["shape"])
-        bits = 8 * sum(len(s[0]) for s in c["strings"])
-        return bits / x[0, 0].numel() + lmbda * 255 ** 2 * torch.mean((out["x_hat"].clamp(0, 1) - x) ** 2).item(), out
-    loss_plain, _ = rd(m.compress(x))
-    loss_ordo, out = rd(coded)
-    assert loss_ordo <= loss_plain
-    assert out["checksums"] == coded["checksums"]
-
-
-def test_ordo_options_are_checked():
-    m = _model()
-    with pytest.raises(TypeError):
-        m.compress(_image(64, 64), ordo=True)
-    with pytest.raises(TypeError):
-        m.compress(_image(64, 64), lmbda=0.01)
-
-
-def test_variable_rate_ordo_interpolates_the_trained_lambdas():
-    torch.manual_seed(0)
-    m = create_model("econtextformer-tiny-vr", num_rates=3).eval()
-    m.update()
-    x = _image(64, 64)
-    lambdas = [0.002, 0.008, 0.032]
-    by_list = m.compress(x, quality=1.5, ordo=True, lmbda=lambdas, gamma=0.5)
-    assert m.last_ordo_info is not None
-    by_value = m.compress(x, quality=1.5, ordo=True, lmbda=0.016, gamma=0.5)  # sqrt(0.008 * 0.032)
-    assert by_list["strings"] == by_value["strings"]
-    out = m.decompress(by_list["strings"], by_list["shape"], quality=by_list["quality"])
-    assert out["checksums"] == by_list["checksums"]
-    with pytest.raises(ValueError, match="3 rate points"):
-        m.compress(x, ordo=True, lmbda=lambdas[:2])

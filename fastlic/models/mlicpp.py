@@ -15,6 +15,9 @@ the *quantizer* it is given differs (straight-through rounding and likelihoods, 
 three therefore compute the same entropy parameters with the same operations, and in evaluation mode the
 driver runs under :func:`fastlic.determinism.deterministic`, so the decoder reproduces the encoder's scales and
 means bit for bit whatever the thread count.
+
+The encoder can refine the latents by online rate-distortion optimization (``compress(x, ordo=True, lmbda=λ)``,
+:mod:`fastlic.ordo`): not part of MLIC++, borrowed from eContextformer (§III-E); the decoder is unchanged.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from ..entropy.gaussian import GaussianConditional
 from ..entropy.ops import ste_round
 from ..errors import CheckpointError
 from ..layers import ResidualBlock, ResidualBlockUpsample, ResidualBlockWithStride, conv3x3, subpel_conv3x3
+from ..ordo import OnlineRDO
 from ..registry import register_model
 from .base import CompressionModel, latent_checksum
 from .gain import variable_rate
@@ -95,27 +99,34 @@ class HyperSynthesis(nn.Module):
 
 # ---------------------------------------------------------------------------------------------- quantizers
 class _ForwardQuantizer:
-    """Straight-through rounding around the means; records likelihoods per slice."""
+    """Rounding around the means (straight-through in training and with ``ste``); records likelihoods per
+    slice: of noisy values in training, of the rounded values otherwise."""
 
-    def __init__(self, y, gc: GaussianConditional, training: bool, slice_ch: int):
-        self.y, self.gc, self.training, self.c = y, gc, training, slice_ch
+    def __init__(self, y, gc: GaussianConditional, training: bool, slice_ch: int, ste: bool = False):
+        self.y, self.gc, self.training, self.c, self.ste = y, gc, training, slice_ch, ste
         self.likelihoods = []
         self._scales_a = self._means_a = None
 
     def _slice(self, i):
         return self.y[:, i * self.c : (i + 1) * self.c]
 
+    def _round(self, v):
+        return ste_round(v) if (self.training or self.ste) else torch.round(v)
+
     def anchor(self, i, scales, means):
         self._scales_a, self._means_a = scales, means
-        ya = ckbd.anchor(self._slice(i))
-        return (ste_round(ya - means) if self.training else torch.round(ya - means)) + means
+        return self._round(ckbd.anchor(self._slice(i)) - means) + means
 
     def nonanchor(self, i, scales, means):
         y = self._slice(i)
-        _, lik = self.gc(y, self._scales_a + scales, self._means_a + means, training=self.training)
+        scales_i, means_i = self._scales_a + scales, self._means_a + means
+        if self.ste:
+            y_hat = ste_round(y - means_i) + means_i
+            lik = self.gc.likelihood_lower_bound(self.gc.likelihood(y_hat, scales_i, means_i))
+        else:
+            _, lik = self.gc(y, scales_i, means_i, training=self.training)
         self.likelihoods.append(lik)
-        yn = ckbd.nonanchor(y)
-        return (ste_round(yn - means) if self.training else torch.round(yn - means)) + means
+        return self._round(ckbd.nonanchor(y) - means) + means
 
 
 class _EncodeQuantizer:
@@ -150,7 +161,7 @@ class _DecodeQuantizer:
         return self._code(scales, means, False)
 
 
-class MLICPlusPlus(CompressionModel):
+class MLICPlusPlus(OnlineRDO, CompressionModel):
     """MLIC++ (see module docstring).
 
     Args:
@@ -163,6 +174,10 @@ class MLICPlusPlus(CompressionModel):
             networks (the reference's by default; smaller for small models).
         local_heads, intra_heads: heads of the local and global intra-slice attention (2 and 2).
     """
+
+    #: oRDO steps for this model (:mod:`fastlic.ordo`): 28 iterations (the eContextformer paper's schedule has 26)
+    #: that stay large longer; measured against it in docs/results.md#online-rdo-at-the-encoder
+    ordo_schedule = {"alpha0": 0.04, "gamma": 0.88, "min_step": 1e-3}
 
     def __init__(self, N: int = 192, M: int = 320, slice_num: int = 10, variant: str = "current",
                  ep_hidden=(320, 256, 128), cc_hidden=(192, 128), lrp_hidden=(224, 128),
@@ -235,29 +250,36 @@ class MLICPlusPlus(CompressionModel):
     # ------------------------------------------------------------------------------ API on padded input
     def _forward(self, x):
         y = self.g_a(x)
-        z = self.h_a(y)
-        _, z_likelihoods = self.entropy_bottleneck(z)
-        z_hat = self.entropy_bottleneck.quantize_ste(z) if self.training else \
-            torch.round(z - self.entropy_bottleneck.medians()) + self.entropy_bottleneck.medians()
-        with self.deterministic(not self.training):
+        return self._from_latents(y, self.h_a(y), "train" if self.training else "eval")
+
+    def _from_latents(self, y, z, mode: str) -> dict:
+        """Likelihoods and reconstruction of latents (y, z): ``"train"`` (noise for the likelihoods,
+        straight-through rounding for the context and g_s), ``"eval"`` (rounding, the coding path's values) or
+        ``"ste"`` (rounding with straight-through gradients everywhere: the differentiable objective of oRDO)."""
+        eb = self.entropy_bottleneck
+        if mode == "ste":
+            z_hat, z_likelihoods = eb.forward_ste(z)
+        else:
+            _, z_likelihoods = eb(z)
+            z_hat = eb.quantize_ste(z) if mode == "train" else torch.round(z - eb.medians()) + eb.medians()
+        with self.deterministic(mode == "eval"):
             hyper = self.h_s(z_hat)
-            q = _ForwardQuantizer(y, self.gaussian_conditional, self.training, self.slice_ch)
+            q = _ForwardQuantizer(y, self.gaussian_conditional, mode == "train", self.slice_ch, ste=mode == "ste")
             y_hat = self._slices(hyper, q)
-        with self.deterministic(not self.training and self.deterministic_synthesis):
+        with self.deterministic(mode == "eval" and self.deterministic_synthesis):
             x_hat = self.g_s(y_hat)
         return {"x_hat": x_hat,
                 "likelihoods": {"y": torch.cat(q.likelihoods, dim=1), "z": z_likelihoods},
                 "y_hat": y_hat}
 
-    def _compress(self, x):
-        y = self.g_a(x)
-        z = self.h_a(y)
+    def _encode_latents(self, y, z):
+        """Code (y, z) -> (streams, y_hat as the decoder will see it)."""
         enc_z, enc_y = Encoder(), Encoder()
         z_hat = self.entropy_bottleneck.compress(z, enc_z)
         with self.deterministic():
             hyper = self.h_s(z_hat)
             y_hat = self._slices(hyper, _EncodeQuantizer(y, self.gaussian_conditional, enc_y, self.slice_ch))
-        return [enc_y.finish(), enc_z.finish()], latent_checksum(y_hat)
+        return [enc_y.finish(), enc_z.finish()], y_hat
 
     def _decompress(self, strings, padded_hw):
         y_string, z_string = strings

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from fastlic.checkpoint import save_checkpoint
+from fastlic.errors import FastlicError
 from fastlic.evaluation.base import EvaluationError
 from fastlic.evaluation.learned import LearnedCodec
 from fastlic.evaluation.runner import evaluate, find_images
@@ -58,3 +59,28 @@ def test_qualities_of_one_variable_rate_checkpoint(crops_dir, tmp_path):
     assert res["results"]["quality"] == [0, 2]
     lo, hi = res["results"]["bpp"]
     assert lo < hi
+
+
+def test_ordo_points_cost_no_more_than_plain_coding(crops_dir, tmp_path):
+    """``fastlic eval --ordo``: the λ of each quality comes from the checkpoint, and every point's RD cost
+    (bpp + λ·255²·MSE, measured on the real files) is at most plain coding's."""
+    torch.manual_seed(0)
+    m = create_model("mlicpp-tiny-vr", num_rates=3, gain_spread=16.0)
+    m.update()
+    lambdas = [0.002, 0.008, 0.032]
+    ckpt = tmp_path / "vr.pt"
+    save_checkpoint(ckpt, m, {"lambda": lambdas})
+    images = find_images(crops_dir, limit=1)
+    plain = evaluate(LearnedCodec("mlicpp-tiny-vr", [ckpt], qualities=[0, 2]), images, progress=False)
+    ordo = evaluate(LearnedCodec("mlicpp-tiny-vr", [ckpt], qualities=[0, 2], ordo=True), images, progress=False)
+    assert ordo["name"] == "mlicpp-tiny-vr+ordo" and ordo["meta"]["codec"]["ordo"] is True
+    for k, lmbda in enumerate((lambdas[0], lambdas[2])):
+        cost = [r["bpp"][k] + lmbda * 255 ** 2 * 10 ** (-r["psnr-rgb"][k] / 10) for r in
+                (plain["results"], ordo["results"])]
+        assert cost[1] <= cost[0] * (1 + 1e-6)
+    with pytest.raises(EvaluationError, match="only used with --ordo"):
+        LearnedCodec("mlicpp-tiny-vr", [ckpt], qualities=[0], lmbda=0.01)
+    bare = tmp_path / "bare.pt"
+    save_checkpoint(bare, m)
+    with pytest.raises(FastlicError, match="pass --lmbda"):
+        LearnedCodec("mlicpp-tiny-vr", [bare], qualities=[0], ordo=True).prepare()
