@@ -14,6 +14,7 @@ worse by its own objective.
 A model supports oRDO by deriving from :class:`OnlineRDO` and implementing ``_from_latents(y, z, "ste")``
 (likelihoods and reconstruction, differentiable in y and z through straight-through rounding) and
 ``_encode_latents(y, z) -> (streams, y_hat)``.
+
 The method is not specific to eContextformer's entropy model: fastlic also offers it for MLIC++ (whose paper
 does not use it), with its own measured step schedule (:attr:`OnlineRDO.ordo_schedule`).
 """
