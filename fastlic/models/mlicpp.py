@@ -257,11 +257,13 @@ class MLICPlusPlus(OnlineRDO, CompressionModel):
         straight-through rounding for the context and g_s), ``"eval"`` (rounding, the coding path's values) or
         ``"ste"`` (rounding with straight-through gradients everywhere: the differentiable objective of oRDO)."""
         eb = self.entropy_bottleneck
-        if mode == "ste":
-            z_hat, z_likelihoods = eb.forward_ste(z)
+        if mode == "train":
+            _, z_likelihoods = eb(z, training=True)
+            z_hat = eb.quantize_ste(z)
+        elif mode == "eval":
+            z_hat, z_likelihoods = eb(z, training=False)  # round(z - median) + median
         else:
-            _, z_likelihoods = eb(z)
-            z_hat = eb.quantize_ste(z) if mode == "train" else torch.round(z - eb.medians()) + eb.medians()
+            z_hat, z_likelihoods = eb.forward_ste(z)
         with self.deterministic(mode == "eval"):
             hyper = self.h_s(z_hat)
             q = _ForwardQuantizer(y, self.gaussian_conditional, mode == "train", self.slice_ch, ste=mode == "ste")
