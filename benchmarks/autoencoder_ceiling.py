@@ -12,18 +12,12 @@ transforms, not the rate, limit the upper end of the RD curve. Results: results/
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 
 import numpy as np
 import torch
 
 from _common import machine, md_table, write_outputs
-
-
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = torch.mean((a.clamp(0, 1) * 255 - b * 255) ** 2).item()
-    return 10 * math.log10(255 ** 2 / mse) if mse > 0 else float("inf")
 
 
 def main(argv=None):
@@ -37,8 +31,13 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
 
     from fastlic.codec import decode_image, encode_image, load_model
+    from fastlic.evaluation.metrics import psnr
     from fastlic.io import image_to_tensor, read_image
     from fastlic.testing import shared_dir
+    from fastlic.training.metrics import mse_per_sample, psnr_from_mse
+
+    def psnr_float(x_hat, x):  # of a float reconstruction, before any 8-bit rounding
+        return float(psnr_from_mse(mse_per_sample(x_hat.clamp(0, 1), x)))
 
     model = load_model(args.model, args.checkpoint)
     images = sorted((shared_dir() / "data" / "kodak").glob("*.png"))[: args.limit]
@@ -52,10 +51,10 @@ def main(argv=None):
             model.set_quality(q)
             with torch.no_grad():
                 y = model.g_a(xp)
-                continuous = _psnr(model.g_s(y)[..., :h, :w], x)
-                rounded = _psnr(model.g_s(torch.round(y))[..., :h, :w], x)
+                continuous = psnr_float(model.g_s(y)[..., :h, :w], x)
+                rounded = psnr_float(model.g_s(torch.round(y))[..., :h, :w], x)
             data = encode_image(model, image, quality=q)
-            coded = _psnr(image_to_tensor(decode_image(data, model)), x)
+            coded = psnr(image, decode_image(data, model))
             rows.append({"image": path.stem, "quality": q, "psnr_continuous": continuous, "psnr_rounded": rounded,
                          "psnr_coded": coded, "bpp": 8 * len(data) / (h * w)})
             print(f"{path.stem} q={q:g}: continuous {continuous:.2f} dB, rounded {rounded:.2f} dB, "
