@@ -23,6 +23,7 @@ import torch
 
 from . import container
 from .checkpoint import FORMAT, model_from_checkpoint_dict, read_checkpoint
+from .evaluation.metrics import psnr  # the evaluation's PSNR-RGB, for --target-psnr and `fastlic demo`
 from .errors import CheckpointError, DecodeDivergenceError, FastlicError, ModelMismatchError
 from .io import image_to_tensor, tensor_to_image
 
@@ -254,12 +255,6 @@ def decode_image(data, model, source: str = "input", max_memory: int = DEFAULT_D
         acc[t.y0 : t.y0 + t.height, t.x0 : t.x0 + t.width] += wt * x_hat
         weight[t.y0 : t.y0 + t.height, t.x0 : t.x0 + t.width] += wt
     return np.clip(np.round(acc / weight * 255.0), 0, 255).astype(np.uint8)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB between two uint8 images."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
 
 
 @torch.no_grad()
