@@ -48,6 +48,17 @@ def test_target_bpp_within_five_percent_on_kodak(model):
         assert value == pytest.approx(8 * len(data) / px)
 
 
+def test_target_psnr_is_met_on_the_decoded_file(model):
+    image = read_image(codec.WEIGHTS_DIR.parent / "data" / "kodim23.png")[:256, :384]
+    lo, hi = (codec.psnr(image, codec.decode_image(codec.encode_image(model, image, quality=q), model))
+              for q in (0, model.num_rates - 1))
+    target = (lo + hi) / 2
+    data, q, value = codec.encode_to_target(model, image, target, "psnr")
+    assert 0 < q < model.num_rates - 1
+    assert value == codec.psnr(image, codec.decode_image(data, model))  # measured on the real file
+    assert abs(value - target) / target < 0.01
+
+
 def test_cli_without_options(tmp_path, capsys):
     src = codec.WEIGHTS_DIR.parent / "data" / "kodim23.png"
     img = read_image(src)[:128, :192]
