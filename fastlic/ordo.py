@@ -26,6 +26,8 @@ import math
 import torch
 
 from .errors import FastlicError
+from .evaluation.metrics import mse
+from .io import tensor_to_image
 
 #: the eContextformer paper's step schedule: α0 = 0.062, γ = 0.6, stop below 1e-7 (26 iterations)
 PAPER_SCHEDULE = {"alpha0": 0.062, "gamma": 0.6, "min_step": 1e-7}
@@ -73,22 +75,18 @@ def optimize_latents(model, x: torch.Tensor, lmbda: float, alpha0: float = 0.062
     return best[1], best[2], y0, z0, history
 
 
-#: largest sample value of the images fastlic decodes to (8 bits per sample, :func:`fastlic.codec.decode_image`)
-OUTPUT_MAX = 255
-
-
 def coded_loss(model, x: torch.Tensor, streams, y_hat: torch.Tensor, lmbda: float, size=None) -> float:
     """Actual objective of a coded image: bits of the streams per pixel + λ·255²·MSE of the decoder's output,
     both over the image's own ``size`` inside the padded ``x``.
 
-    The output is rounded to the 8-bit samples the decoder writes: on a near-tie between the initial and the
-    optimized latents, the float reconstruction can rank them the other way round from the file the user gets
-    (seen on kodim01 at quality 0: the float comparison picked latents worse by 1e-5 in the 8-bit RD cost)."""
+    The MSE is that of the 8-bit image the decoder writes (:func:`fastlic.io.tensor_to_image`, measured by the
+    evaluation's :func:`fastlic.evaluation.metrics.mse`): on a near-tie between the initial and the optimized
+    latents, the float reconstruction can rank them the other way round from the file the user gets (seen on
+    kodim01 at quality 0: the float comparison picked latents worse by 1e-5 in the 8-bit RD cost)."""
     h, w = size or x.shape[-2:]
     bits = 8 * sum(len(s) for s in streams)
-    x_out = torch.round(model.g_s(y_hat)[..., :h, :w].clamp(0, 1) * OUTPUT_MAX) / OUTPUT_MAX
-    mse = torch.mean((x_out - x[..., :h, :w]) ** 2).item()
-    return bits / (h * w) + lmbda * 255 ** 2 * mse
+    rec = tensor_to_image(model.g_s(y_hat)[..., :h, :w])
+    return bits / (h * w) + lmbda * mse(tensor_to_image(x[..., :h, :w]), rec)  # mse is in 0..255 units
 
 
 def ordo_encode(model, x: torch.Tensor, lmbda: float, size=None, **opts):
