@@ -1,4 +1,8 @@
-"""``fastlic eval``, ``fastlic bdrate`` and ``fastlic plot``: the evaluation commands (needs the ``eval`` extra)."""
+"""``fastlic eval``, ``fastlic bdrate``, ``fastlic plot`` and ``fastlic report``: the evaluation commands.
+
+Each command imports only what it needs, when it runs: ``bdrate`` needs numpy alone (a runtime dependency),
+``plot`` needs matplotlib, ``eval`` and ``report`` need the ``eval`` extra. A missing library is a one-line
+error naming it."""
 
 from __future__ import annotations
 
@@ -65,16 +69,25 @@ def register(sub):
     p.set_defaults(func=cmd_plot)
 
 
+#: what each command imports beyond the runtime dependencies
+EVAL_MODULES = ("imagecodecs", "matplotlib", "pytorch_msssim", "tqdm")
+PLOT_MODULES = ("matplotlib",)
+
+
+def require(command: str, modules=EVAL_MODULES):
+    """Import ``modules`` or fail with one line naming the first one missing and the extra that has it."""
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            raise FastlicError(f"{command} needs the '{name}' package, which is missing: "
+                               f"pip install 'fastlic[eval]'") from None
+
+
 def _eval_imports():
-    try:
-        import imagecodecs  # noqa: F401
-        import matplotlib  # noqa: F401
-        import pytorch_msssim  # noqa: F401
-        import scipy  # noqa: F401
-        import tqdm  # noqa: F401
-    except ImportError as exc:
-        raise FastlicError(f"the evaluation needs the 'eval' extra ({exc.name} is missing): "
-                           f"pip install 'fastlic[eval]'") from None
+    require("fastlic eval")
 
 
 def cmd_eval(args):
@@ -114,7 +127,6 @@ def cmd_eval(args):
 
 
 def cmd_bdrate(args):
-    _eval_imports()
     from ..evaluation.bdrate import bd_psnr_results, bd_rate_results
     from ..evaluation.results import load_results
 
@@ -130,7 +142,7 @@ def cmd_bdrate(args):
 
 
 def cmd_plot(args):
-    _eval_imports()
+    require("fastlic plot", PLOT_MODULES)
     from ..evaluation.base import EvaluationError
     from ..evaluation.plot import plot_rd
     from ..evaluation.results import load_results

@@ -7,6 +7,10 @@ points, both are integrated exactly over the overlapping quality range, and the 
 ``d = mean(log R_test - log R_anchor)`` is reported as ``(exp(d) - 1) * 100`` percent: negative means the test
 codec needs fewer bits for the same quality. BD-PSNR swaps the roles (quality integrated over the overlapping
 log-rate range).
+
+The pchip (Fritsch-Carlson derivatives with the one-sided three-point end conditions of Moler's ``pchiptx``, as
+``scipy.interpolate.PchipInterpolator`` computes them) and its exact integral are implemented here with numpy
+alone, so ``fastlic bdrate`` runs with the runtime dependencies only; ``bdrate_test`` checks it against scipy.
 """
 
 from __future__ import annotations
@@ -32,17 +36,65 @@ def _prepare(x, y, what: str):
     return x, y
 
 
+def _pchip_slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Derivatives at the points of the monotone piecewise cubic Hermite interpolant through (x, y), x strictly
+    increasing: weighted harmonic means of neighbouring secants inside (0 where they change sign or one is 0),
+    shape-preserving three-point estimates at the ends; a straight line for two points."""
+    h = np.diff(x)
+    m = np.diff(y) / h
+    if len(x) == 2:
+        return np.array([m[0], m[0]])
+    d = np.zeros_like(y)
+    w1 = 2 * h[1:] + h[:-1]
+    w2 = h[1:] + 2 * h[:-1]
+    same = (np.sign(m[1:]) == np.sign(m[:-1])) & (m[1:] != 0) & (m[:-1] != 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d[1:-1] = np.where(same, (w1 + w2) / (w1 / m[:-1] + w2 / m[1:]), 0.0)
+
+    def edge(h0, h1, m0, m1):
+        e = ((2 * h0 + h1) * m0 - h0 * m1) / (h0 + h1)
+        if np.sign(e) != np.sign(m0):
+            return 0.0
+        if np.sign(m0) != np.sign(m1) and abs(e) > 3 * abs(m0):
+            return 3 * m0
+        return e
+
+    d[0] = edge(h[0], h[1], m[0], m[1])
+    d[-1] = edge(h[-1], h[-2], m[-1], m[-2])
+    return d
+
+
+def pchip_integral(x, y, lo: float, hi: float) -> float:
+    """Exact integral over [lo, hi] (inside [x[0], x[-1]]) of the pchip through the points (x, y)."""
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64)
+    d = _pchip_slopes(x, y)
+    h = np.diff(x)
+    m = np.diff(y) / h
+    # each piece as y_k + d_k t + c2 t^2 + c3 t^3 with t = x - x_k in [0, h_k]
+    c2 = (3 * m - 2 * d[:-1] - d[1:]) / h
+    c3 = (d[:-1] + d[1:] - 2 * m) / h ** 2
+
+    def antiderivative(k, t):
+        return y[k] * t + d[k] * t ** 2 / 2 + c2[k] * t ** 3 / 3 + c3[k] * t ** 4 / 4
+
+    total = 0.0
+    for k in range(len(h)):
+        a, b = max(lo, x[k]), min(hi, x[k + 1])
+        if a < b:
+            total += antiderivative(k, b - x[k]) - antiderivative(k, a - x[k])
+    return float(total)
+
+
 def _avg_over_overlap(xa, ya, xb, yb, names) -> float:
     """Mean of (curve b - curve a) over the overlap of the x ranges, each curve a pchip through its points."""
-    from scipy.interpolate import PchipInterpolator
-
     xa, ya = _prepare(xa, ya, names[0])
     xb, yb = _prepare(xb, yb, names[1])
     lo, hi = max(xa[0], xb[0]), min(xa[-1], xb[-1])
     if not lo < hi:
         raise EvaluationError(f"{names[0]} and {names[1]} have no overlapping quality range")
-    ia = PchipInterpolator(xa, ya).integrate(lo, hi)
-    ib = PchipInterpolator(xb, yb).integrate(lo, hi)
+    ia = pchip_integral(xa, ya, lo, hi)
+    ib = pchip_integral(xb, yb, lo, hi)
     return float((ib - ia) / (hi - lo))
 
 

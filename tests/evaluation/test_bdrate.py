@@ -55,3 +55,25 @@ def test_errors_are_one_line_evaluation_errors():
     with pytest.raises(EvaluationError, match="positive"):
         bd_rate([0.0, 0.2], [20.0, 22.0], [0.1, 0.3], [21.0, 23.0])
     assert math.isfinite(bd_rate([0.1, 0.2], [20.0, 22.0], [0.1, 0.3], [21.0, 23.0]))
+
+
+def test_numpy_pchip_integral_matches_scipy():
+    """bdrate's own pchip (numpy only, so `fastlic bdrate` needs no scipy) equals scipy's PchipInterpolator."""
+    interpolate = pytest.importorskip("scipy.interpolate")
+    from fastlic.evaluation.bdrate import pchip_integral
+
+    rng = np.random.default_rng(0)
+    cases = [([0.0, 1.0], [1.0, 3.0]), ([0.0, 1.0, 3.0], [0.0, 2.0, 2.0]),
+             ([0.0, 1.0, 2.0, 3.0], [0.0, 5.0, -1.0, 0.5])]  # two points, a flat piece, sign changes
+    for _ in range(200):
+        n = int(rng.integers(3, 9))
+        x = np.cumsum(rng.uniform(0.05, 2.0, n))
+        y = rng.normal(size=n) if rng.random() < 0.5 else np.cumsum(rng.uniform(0, 1, n))
+        cases.append((x, y))
+    for x, y in cases:
+        x, y = np.asarray(x), np.asarray(y)
+        lo = x[0] + (x[-1] - x[0]) * rng.uniform(0, 0.4)
+        hi = x[-1] - (x[-1] - x[0]) * rng.uniform(0, 0.4)
+        for a, b in ((x[0], x[-1]), (lo, hi)):
+            expected = interpolate.PchipInterpolator(x, y).integrate(a, b)
+            assert pchip_integral(x, y, a, b) == pytest.approx(expected, rel=1e-10, abs=1e-12)
