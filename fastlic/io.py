@@ -10,7 +10,9 @@ Input policy (every conversion is reported as a warning that names what was chan
 * Images larger than the container's limit (:data:`fastlic.container.MAX_PIXELS`) are refused before decoding.
 
 Outputs are written atomically: to a temporary file in the target directory, then renamed, so an interrupted or
-failed write never leaves a partial file at the target path.
+failed write never leaves a partial file at the target path. With ``overwrite=False`` the complete file is
+hard-linked to the target name instead, which fails if that name exists (no check-then-write race), so an existing
+file is never replaced.
 """
 
 from __future__ import annotations
@@ -81,27 +83,56 @@ def _to_rgb8(im: Image.Image, name: str, notes: list) -> np.ndarray:
     return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
 
 
+class OutputExistsError(FastlicError):
+    """The output file exists and overwriting was not allowed."""
+
+    def __init__(self, path):
+        super().__init__(f"{path}: already exists; use --force to overwrite it")
+
+
+def _publish_new(tmp: str, path: Path) -> None:
+    """Give the complete file ``tmp`` the name ``path`` unless that name exists (atomically, by a hard link)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise OutputExistsError(path) from None
+    except OSError:  # a file system without hard links: check, then rename
+        if os.path.lexists(path):
+            raise OutputExistsError(path) from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
+
+
 @contextlib.contextmanager
-def atomic_output(path):
-    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""
+def atomic_output(path, overwrite: bool = True):
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds. With
+    ``overwrite=False`` an existing ``path`` is left untouched and :class:`OutputExistsError` is raised."""
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise FastlicError(f"{path}: output directory {parent} does not exist")
+    if not overwrite and os.path.lexists(path):
+        raise OutputExistsError(path)
+    if path.is_dir():
+        raise FastlicError(f"{path}: is a directory")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=parent)
     os.close(fd)
     try:
         yield Path(tmp)
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _publish_new(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
 
 
-def write_bytes(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_output(path) as tmp:
+def write_bytes(path, data: bytes, overwrite: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (never replacing an existing file if ``overwrite`` is false)."""
+    with atomic_output(path, overwrite) as tmp:
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
@@ -111,11 +142,13 @@ def write_bytes(path, data: bytes) -> None:
             raise FastlicError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
-def write_image(path, image: np.ndarray) -> None:
-    """Write a uint8 ``[H, W, 3]`` array; the format follows the extension (PNG if none is known)."""
+def write_image(path, image: np.ndarray, overwrite: bool = True) -> None:
+    """Write a uint8 ``[H, W, 3]`` array atomically; the format follows the extension (PNG if none is known)."""
     path = Path(path)
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
-    with atomic_output(path) as tmp:
+    if fmt == "FLIC":  # fastlic.pillow registered .flic: a decoded image is never written as a .flic file here
+        raise FastlicError(f"{path}: decoded images are written as PNG, JPEG, ...; not as .flic")
+    with atomic_output(path, overwrite) as tmp:
         try:
             Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), "RGB").save(tmp, format=fmt)
         except OSError as exc:

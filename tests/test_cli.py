@@ -128,8 +128,11 @@ def test_directory_with_mixed_content(tmp_path, image, ckpt, capsys):
     out.mkdir()
     capsys.readouterr()
     assert run("compress", src, "-o", out, "--checkpoint", ckpt) == 1
-    err = capsys.readouterr().err
-    assert "2 of 4 inputs failed" in err and "b.txt" in err and "c.png" in err and "grayscale" in err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "fastlic: 2 compressed, 2 failed"
+    errors = [e for e in err if e.startswith("fastlic: error:")]
+    assert len(errors) == 2 and "b.txt" in errors[0] and "c.png" in errors[1]
+    assert any("grayscale" in e for e in err if e.startswith("fastlic: warning:"))
     assert sorted(p.name for p in out.iterdir()) == ["a.flic", "d.flic"]
     assert run("compress", src, "-o", tmp_path / "missing_dir", "--checkpoint", ckpt) == 1
 
@@ -270,3 +273,128 @@ def test_ordo_flag_on_a_variable_rate_model_uses_the_lambda_of_the_quality(tmp_p
     capsys.readouterr()
     assert run("compress", path, "-o", tmp_path / "c.flic", "--checkpoint", ck, "--ordo") == 1
     assert "pass --lmbda" in capsys.readouterr().err
+
+
+# ----- conventional defaults: output names, no overwriting without --force, --quiet/--verbose, exit codes -----
+
+
+def _one_error(capsys):
+    err = _err_lines(capsys)
+    assert len(err) == 1 and err[0].startswith("fastlic: error:"), err
+    return err[0]
+
+
+def test_default_output_names_and_no_overwrite_without_force(tmp_path, image, ckpt, capsys):
+    path, _ = image  # tmp_path/img.png
+    flic = tmp_path / "img.flic"
+    assert run("compress", path, "--checkpoint", ckpt) == 0
+    assert flic.is_file() and f"-> {flic}" in capsys.readouterr().out
+    first = flic.read_bytes()
+    flic.write_bytes(b"keep me")  # a file that must survive
+    assert run("compress", path, "--checkpoint", ckpt) == 1
+    msg = _one_error(capsys)
+    assert str(flic) in msg and "already exists" in msg and "--force" in msg
+    assert flic.read_bytes() == b"keep me"
+    assert run("compress", path, "--checkpoint", ckpt, "--force") == 0
+    assert flic.read_bytes() == first
+
+    # the case: decompressing next to the lossless original must not replace it
+    original = path.read_bytes()
+    assert run("decompress", flic, "--checkpoint", ckpt) == 1
+    msg = _one_error(capsys)
+    assert str(path) in msg and "already exists" in msg
+    assert path.read_bytes() == original
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    outdir = tmp_path / "decoded"
+    outdir.mkdir()
+    assert run("decompress", flic, "-o", outdir, "--checkpoint", ckpt) == 0
+    assert np.asarray(Image.open(outdir / "img.png")).shape == (45, 70, 3)
+    assert run("decompress", flic, "-o", outdir, "--checkpoint", ckpt) == 1
+    assert "already exists" in _one_error(capsys)
+    assert run("decompress", flic, "--checkpoint", ckpt, "-f") == 0
+    assert path.read_bytes() != original and Image.open(path).size == (70, 45)
+
+
+def test_output_directory_for_compress(tmp_path, image, ckpt, capsys):
+    path, _ = image
+    out = tmp_path / "out"
+    out.mkdir()
+    assert run("compress", path, "-o", out, "--checkpoint", ckpt) == 0
+    assert (out / "img.flic").is_file() and not (tmp_path / "img.flic").exists()
+    assert run("compress", path, "-o", tmp_path / "a.flic", "--checkpoint", ckpt) == 0  # -o FILE still works
+    assert run("info", tmp_path / "a.flic") == 0
+
+
+def test_quiet_and_verbose(tmp_path, image, ckpt, capsys):
+    path, _ = image
+    rgba = tmp_path / "alpha.png"
+    Image.fromarray(np.full((20, 30, 4), 99, np.uint8), "RGBA").save(rgba)
+    capsys.readouterr()
+    assert run("compress", rgba, "--checkpoint", ckpt, "--quiet") == 0
+    out, err = capsys.readouterr()
+    assert out == "" and err == "" and (tmp_path / "alpha.flic").is_file()
+    assert run("compress", path, "--checkpoint", ckpt, "--verbose") == 0
+    out = capsys.readouterr().out
+    assert "model mlicpp-tiny, weights" in out and "1 tile(s)" in out and "bpp" in out
+    assert run("decompress", tmp_path / "img.flic", "-o", tmp_path / "d.png", "--checkpoint", ckpt, "-q") == 0
+    assert capsys.readouterr() == ("", "")
+    # errors are printed even with --quiet
+    assert run("decompress", tmp_path / "img.flic", "-o", tmp_path / "d.png", "--checkpoint", ckpt, "-q") == 1
+    assert "already exists" in _one_error(capsys)
+
+
+@pytest.mark.parametrize("argv", [["compress"], ["decompress"], ["compress", "x.png", "--quiet", "--verbose"],
+                                  ["compress", "x.png", "--quality", "nan?"], ["nope"]])
+def test_usage_errors_exit_with_status_2(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        run(*argv)
+    assert exc.value.code == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_batch_beside_inputs_keeps_going_and_summarizes(tmp_path, image, ckpt, capsys):
+    path, _ = image
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a.png", "b.png"):
+        (src / name).write_bytes(path.read_bytes())
+    (src / "b.bmp").write_bytes(path.read_bytes())  # same stem as b.png: would overwrite b.flic
+    (src / "c.png").write_text("not an image")
+    capsys.readouterr()
+    assert run("compress", src, "--checkpoint", ckpt) == 1
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert lines[-1] == "fastlic: 2 compressed, 2 failed"
+    assert any("b.bmp" in e and "would overwrite" in e for e in lines)
+    assert any("c.png" in e and "not a readable image" in e for e in lines)
+    assert sorted(p.name for p in src.glob("*.flic")) == ["a.flic", "b.flic"]
+    b_bytes = (src / "b.flic").read_bytes()
+    (src / "b.bmp").unlink()
+    (src / "c.png").unlink()
+    # again: the .flic files beside the images are not inputs, the existing outputs are refused one by one
+    assert run("compress", src, "--checkpoint", ckpt) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1] == "fastlic: 0 compressed, 2 failed" and sum("already exists" in e for e in lines) == 2
+    assert (src / "b.flic").read_bytes() == b_bytes
+    # decompress a directory into another one: only the .flic files are inputs
+    dec = tmp_path / "dec"
+    dec.mkdir()
+    assert run("decompress", src, "-o", dec, "--checkpoint", ckpt) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "2 decompressed, 0 failed"
+    assert sorted(p.name for p in dec.iterdir()) == ["a.png", "b.png"]
+    assert run("compress", src, "-o", tmp_path / "img.png", "--checkpoint", ckpt) == 1
+    assert "is not a directory" in _one_error(capsys)
+
+
+def test_write_without_overwrite_is_atomic_and_leaves_the_old_file(tmp_path):
+    from fastlic.io import OutputExistsError, write_bytes, write_image
+
+    target = tmp_path / "t.bin"
+    write_bytes(target, b"one", overwrite=False)
+    with pytest.raises(OutputExistsError, match="already exists"):
+        write_bytes(target, b"two", overwrite=False)
+    with pytest.raises(OutputExistsError):
+        write_image(target, np.zeros((4, 4, 3), np.uint8), overwrite=False)
+    assert target.read_bytes() == b"one" and sorted(p.name for p in tmp_path.iterdir()) == ["t.bin"]
+    write_bytes(target, b"two")  # overwrite=True (the default) replaces it
+    assert target.read_bytes() == b"two"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ import torch
 
 from .. import codec, container
 from ..errors import FastlicError, FormatError
-from ..io import read_image, write_bytes, write_image
+from ..io import OutputExistsError, read_image, write_bytes, write_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm", ".pnm"}
 
@@ -24,12 +25,26 @@ def _common(p, decoding: bool = False):
     p.add_argument("--threads", type=int, help="CPU threads for the transforms (default: torch's default)")
 
 
+def _output_options(p, what: str, suffix: str):
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help=f"output file, or an existing directory to write <name>{suffix} into (default: beside "
+                        f"each input, {what})")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite existing output files")
+    talk = p.add_mutually_exclusive_group()
+    talk.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    talk.add_argument("-v", "--verbose", action="store_true",
+                      help="also print the model, quality, tiles and timings of each file")
+
+
 def register(sub):
     p = sub.add_parser("compress", help="compress images to .flic files",
-                       description="Compress images to .flic files. Several inputs or a directory output write "
-                                   "one OUT/<name>.flic per image; bad inputs are reported and skipped.")
+                       description="Compress images to .flic files: photo.png -> photo.flic beside it, or into "
+                                   "-o DIR; a directory input codes each image in it, keeps going past bad files "
+                                   "and ends with a summary. Existing files are never replaced without --force. "
+                                   "Exit status: 0 all written, 1 an error (or any input of a batch failed), "
+                                   "2 bad usage.")
     p.add_argument("inputs", nargs="+", metavar="IN", help="image files or directories of images")
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file, or directory for several")
+    _output_options(p, "photo.png -> photo.flic", ".flic")
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("--quality", type=float, help="rate of a variable-rate model, a float in [0, rates - 1] "
                                                      "(default: the middle)")
@@ -44,15 +59,16 @@ def register(sub):
                         "MLIC++): slower encoding, same decoder, a file never worse by its RD cost")
     p.add_argument("--lmbda", type=float,
                    help="the model's training lambda for --ordo (default: from the checkpoint's metadata)")
-    p.add_argument("--coding-threads", type=int, default=1,
-                   help="threads of the deterministic entropy-parameter path, recorded in the file; the decoder "
-                        "uses the same number (default 1)")
     _common(p)
     p.set_defaults(func=cmd_compress)
 
-    p = sub.add_parser("decompress", help="decompress a .flic file to an image")
-    p.add_argument("input", metavar="IN.flic")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.png")
+    p = sub.add_parser("decompress", help="decompress .flic files to images",
+                       description="Decompress .flic files: photo.flic -> photo.png beside it, or into -o DIR "
+                                   "(-o FILE for one input; its extension picks the format). A directory input "
+                                   "decodes each .flic file in it. Existing files are never replaced without "
+                                   "--force. Exit status: 0 all written, 1 an error, 2 bad usage.")
+    p.add_argument("inputs", nargs="+", metavar="IN.flic", help=".flic files or directories of them")
+    _output_options(p, "photo.flic -> photo.png", ".png")
     p.add_argument("--max-memory", type=float, default=codec.DEFAULT_DECODE_MEMORY / 2 ** 30,
                    help="refuse files whose tiles need more memory than this, in GiB (default %(default)g)")
     _common(p, decoding=True)
@@ -78,18 +94,98 @@ def _setup(args):
         raise FastlicError(f"device {args.device!r} is not available on this machine")
 
 
-def _expand_inputs(inputs):
+def _expand_inputs(inputs, pick=None):
+    """Files of ``inputs``; a directory adds its visible files (those ``pick`` accepts, if given)."""
     files = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(q for q in path.iterdir() if q.is_file() and not q.name.startswith("."))
+            found = sorted(q for q in path.iterdir() if q.is_file() and not q.name.startswith(".")
+                           and (pick is None or pick(q)))
             if not found:
-                raise FastlicError(f"{path}: directory has no files")
+                raise FastlicError(f"{path}: directory has no {'files' if pick is None else 'files to code'}")
             files.extend(found)
         else:
             files.append(path)
     return files
+
+
+def _plan(args, suffix: str, pick=None):
+    """-> (batch, [(input, output), ...]): outputs beside the inputs with ``suffix``, in ``-o DIR``, or ``-o FILE``
+    for a single input."""
+    files = _expand_inputs(args.inputs, pick)
+    batch = len(files) > 1 or len(args.inputs) > 1 or Path(args.inputs[0]).is_dir()
+    if args.output is None:
+        return batch, [(f, f.with_name(f.stem + suffix)) for f in files]
+    out = Path(args.output)
+    if out.is_dir():
+        return batch, [(f, out / (f.stem + suffix)) for f in files]
+    if batch:
+        if out.exists():
+            raise FastlicError(f"{out}: is not a directory (several inputs need -o DIR)")
+        raise FastlicError(f"{out}: output directory does not exist")
+    return batch, [(files[0], out)]
+
+
+class _Say:
+    """What a command prints: ``info`` unless --quiet, ``detail`` with --verbose, warnings unless --quiet,
+    errors always (through the progress bar's writer while one is drawn)."""
+
+    def __init__(self, args):
+        self.quiet, self.verbose = args.quiet, args.verbose
+        self.bar = None
+
+    def _print(self, text, err):
+        stream = sys.stderr if err else sys.stdout
+        if self.bar is not None:
+            self.bar.write(text, file=stream)
+        else:
+            print(text, file=stream)
+
+    def info(self, text, err=False):
+        if not self.quiet:
+            self._print(text, err)
+
+    def detail(self, text):
+        if self.verbose:
+            self._print(text, False)
+
+    def warn(self, text):
+        if not self.quiet:
+            self._print(f"fastlic: warning: {text}", True)
+
+    def error(self, text):
+        self._print(f"fastlic: error: {text}", True)
+
+
+def _run_batch(jobs, batch: bool, say: _Say, work, verb: str) -> int:
+    """Run ``work(src, dst)`` for each job. One file: errors propagate (one line, exit 1). A batch keeps going
+    past failures, prints one error line for each, and ends with a summary line; exit 1 if any failed."""
+    if not batch:
+        work(*jobs[0])
+        return 0
+    failed, written = 0, {}
+    items = _progress(jobs, not say.quiet and sys.stderr.isatty())
+    say.bar = items if items is not jobs else None
+    try:
+        for src, dst in items:
+            try:
+                if dst in written:
+                    raise FastlicError(f"{src}: would overwrite {dst}, just written from {written[dst]}")
+                work(src, dst)
+                written[dst] = src
+            except FastlicError as exc:
+                failed += 1
+                say.error(str(exc))
+    finally:
+        if say.bar is not None:
+            say.bar.close()
+        say.bar = None
+    if failed:
+        print(f"fastlic: {len(written)} {verb}, {failed} failed", file=sys.stderr)
+        return 1
+    say.info(f"{len(written)} {verb}, 0 failed")
+    return 0
 
 
 def _progress(items, enabled: bool):
@@ -116,51 +212,41 @@ def _ordo_options(args, model) -> dict:
 
 def cmd_compress(args) -> int:
     _setup(args)
-    files = _expand_inputs(args.inputs)
-    out = Path(args.output)
-    to_dir = len(files) > 1 or out.is_dir() or len(args.inputs) > 1 or Path(args.inputs[0]).is_dir()
-    if to_dir and not out.is_dir():
-        raise FastlicError(f"{out}: output directory does not exist")
+    say = _Say(args)
+    batch, jobs = _plan(args, ".flic", pick=lambda q: q.suffix.lower() != ".flic")
+    if not batch and not args.force and os.path.lexists(jobs[0][1]):
+        raise OutputExistsError(jobs[0][1])  # before loading the model and encoding
     model = codec.load_model(args.model, args.checkpoint, args.device)
-    if not 1 <= args.coding_threads <= 16:
-        raise FastlicError("--coding-threads must be in 1..16")
-    model.coding_threads = args.coding_threads
     opts = _ordo_options(args, model)
-    failures = []
-    for f in _progress(files, len(files) > 1):
-        target = out / (f.stem + ".flic") if to_dir else out
-        try:
-            notes = []
-            image = read_image(f, notes)
-            for n in notes:
-                print(f"fastlic: warning: {n}", file=sys.stderr)
-            t0 = time.perf_counter()
-            kw = dict(tile=args.tile, overlap=args.tile_overlap, max_memory=int(args.max_memory * 2 ** 30), **opts)
-            if args.target_bpp is not None or args.target_psnr is not None:
-                metric, goal = ("bpp", args.target_bpp) if args.target_bpp is not None else \
-                    ("psnr", args.target_psnr)
-                data, q, value = codec.encode_to_target(model, image, goal, metric, **kw)
-                print(f"{f.name}: quality {q:.4f} gives {value:.4f} {'bpp' if metric == 'bpp' else 'dB'} "
-                      f"(target {goal:g})", file=sys.stderr)
-            else:
-                data = codec.encode_image(model, image, quality=args.quality, **kw)
-            write_bytes(target, data)
-            if len(files) == 1:
-                h, w = image.shape[:2]
-                print(f"{f} -> {target}: {len(data)} bytes, {8 * len(data) / (h * w):.4f} bpp, "
-                      f"{time.perf_counter() - t0:.2f} s")
-        except FastlicError as exc:
-            if len(files) == 1:
-                raise
-            failures.append(str(exc))
-    if failures:
-        print(f"fastlic: {len(failures)} of {len(files)} inputs failed:", file=sys.stderr)
-        for msg in failures:
-            print(f"  {msg}", file=sys.stderr)
-        return 1
-    if len(files) > 1:
-        print(f"compressed {len(files)} images into {out}")
-    return 0
+    say.detail(f"model {model.model_name}, weights {codec.fingerprint(model).hex()[:16]}"
+               + (f" ({args.checkpoint})" if args.checkpoint else " (bundled)"))
+
+    def work(f, target):
+        if not args.force and os.path.lexists(target):
+            raise OutputExistsError(target)
+        notes = []
+        image = read_image(f, notes)
+        for n in notes:
+            say.warn(n)
+        t0 = time.perf_counter()
+        kw = dict(tile=args.tile, overlap=args.tile_overlap, max_memory=int(args.max_memory * 2 ** 30), **opts)
+        if args.target_bpp is not None or args.target_psnr is not None:
+            metric, goal = ("bpp", args.target_bpp) if args.target_bpp is not None else ("psnr", args.target_psnr)
+            data, q, value = codec.encode_to_target(model, image, goal, metric, **kw)
+            say.info(f"{f.name}: quality {q:.4f} gives {value:.4f} {'bpp' if metric == 'bpp' else 'dB'} "
+                     f"(target {goal:g})", err=True)
+        else:
+            data = codec.encode_image(model, image, quality=args.quality, **kw)
+        seconds = time.perf_counter() - t0
+        write_bytes(target, data, overwrite=args.force)
+        h, w = image.shape[:2]
+        if not batch or say.verbose:
+            say.info(f"{f} -> {target}: {len(data)} bytes, {8 * len(data) / (h * w):.4f} bpp, {seconds:.2f} s")
+        header = codec.read_header(data, str(target))
+        quality = "" if math.isnan(header.quality) else f", quality {header.quality:g}"
+        say.detail(f"  {w}x{h}{quality}, {len(header.tiles)} tile(s), input {f.stat().st_size} bytes")
+
+    return _run_batch(jobs, batch, say, work, "compressed")
 
 
 def _read_flic(path):
@@ -173,14 +259,30 @@ def _read_flic(path):
 
 def cmd_decompress(args) -> int:
     _setup(args)
-    f = _read_flic(args.input)
-    model = codec.load_model(f.model, args.checkpoint, args.device) if args.checkpoint else \
-        codec.load_model(f.model, None, args.device)
-    t0 = time.perf_counter()
-    image = codec.decode_image(f, model, args.input, max_memory=int(args.max_memory * 2 ** 30))
-    write_image(args.output, image)
-    print(f"{args.input} -> {args.output}: {f.width}x{f.height}, {time.perf_counter() - t0:.2f} s")
-    return 0
+    say = _Say(args)
+    batch, jobs = _plan(args, ".png", pick=lambda q: q.suffix.lower() == ".flic")
+    if not batch and not args.force and os.path.lexists(jobs[0][1]):
+        raise OutputExistsError(jobs[0][1])
+    models = {}
+
+    def work(src, target):
+        if not args.force and os.path.lexists(target):
+            raise OutputExistsError(target)
+        f = _read_flic(src)
+        if f.model not in models:  # loaded once per model name of a batch
+            models[f.model] = codec.load_model(f.model, args.checkpoint, args.device)
+            say.detail(f"model {f.model}, weights {codec.fingerprint(models[f.model]).hex()[:16]}")
+        model = models[f.model]
+        t0 = time.perf_counter()
+        image = codec.decode_image(f, model, str(src), max_memory=int(args.max_memory * 2 ** 30))
+        write_image(target, image, overwrite=args.force)
+        if not batch or say.verbose:
+            say.info(f"{src} -> {target}: {f.width}x{f.height}, {time.perf_counter() - t0:.2f} s")
+        quality = "" if math.isnan(f.quality) else f"quality {f.quality:g}, "
+        say.detail(f"  {quality}{len(f.tiles)} tile(s), {Path(src).stat().st_size} bytes, "
+                   f"{8 * Path(src).stat().st_size / f.num_pixels:.4f} bpp")
+
+    return _run_batch(jobs, batch, say, work, "decompressed")
 
 
 def cmd_info(args) -> int:
