@@ -56,6 +56,12 @@ def read_image(path, warnings: list | None = None) -> np.ndarray:
         raise ImageError(f"{path}: {reason}") from None
 
 
+def pil_to_rgb8(im: Image.Image, name: str = "image", warnings: list | None = None) -> np.ndarray:
+    """A Pillow image -> uint8 ``[H, W, 3]`` RGB with the conversions of :func:`read_image` (grayscale, palette,
+    alpha, 16 bits, CMYK), each appended to ``warnings`` as a sentence beginning with ``name``."""
+    return _to_rgb8(im, name, warnings if warnings is not None else [])
+
+
 def _to_rgb8(im: Image.Image, name: str, notes: list) -> np.ndarray:
     mode = im.mode
     if mode == "RGB":
