@@ -8,8 +8,8 @@ This is the layer the command line and the evaluation use::
 
 Decoding refuses a file written by another model or other weights (the header carries the model name and a
 fingerprint of the weights), and after decoding compares the checksum of its latents with the encoder's: a
-divergence (other machine, other numeric mode, other weights) raises :class:`DecodeDivergenceError` instead of
-returning a wrong image.
+divergence (other weights, a corrupted or crafted stream, a bug) raises :class:`DecodeDivergenceError` instead of
+returning a wrong image. Files decode on any machine, thread count and device (:mod:`fastlic.numerics`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import container
+from . import container, numerics
 from .checkpoint import FORMAT, model_from_checkpoint_dict, read_checkpoint
 from .evaluation.metrics import psnr  # the evaluation's PSNR-RGB, for --target-psnr and `fastlic demo`
 from .errors import CheckpointError, DecodeDivergenceError, FastlicError, ModelMismatchError
@@ -182,7 +182,7 @@ def encode_image(model, image: np.ndarray, quality: float | None = None, tile: i
         tiles.append(container.Tile(y0, x0, ht, wt, out["checksums"][0], [s[0] for s in out["strings"]]))
     f = container.FlicFile(model=model.model_name, fingerprint=fp, height=h, width=w, tiles=tiles,
                            pad_multiple=model.pad_multiple, quality=used_quality,
-                           tile_h=th, tile_w=tw, overlap=ov, numeric_mode=model.coding_threads)
+                           tile_h=th, tile_w=tw, overlap=ov, numeric_mode=numerics.PORTABLE_MODE)
     return container.pack(f)
 
 
@@ -227,8 +227,8 @@ def _decode_tile(model, t: container.Tile, source: str) -> torch.Tensor:
         # a stream that passed the CRC but does not fit the model (other encoder build, crafted file)
         raise DecodeDivergenceError(f"{source}: the streams do not decode with this model ({exc})") from None
     if out["checksums"][0] != t.checksum:
-        raise DecodeDivergenceError(f"{source}: decoded latents differ from the encoder's (checksum mismatch): "
-                                    f"encoder and decoder disagree (other machine, numeric mode or weights)")
+        raise DecodeDivergenceError(f"{source}: decoded symbols differ from the encoder's (checksum mismatch): "
+                                    f"the file is damaged or was not written by these weights")
     return out["x_hat"]
 
 
@@ -244,7 +244,6 @@ def decode_image(data, model, source: str = "input", max_memory: int = DEFAULT_D
         if not hasattr(model, "set_quality"):
             raise FastlicError(f"{source}: has a quality value but model {model.model_name!r} has a fixed rate")
         model.set_quality(f.quality)
-    model.coding_threads = f.numeric_mode  # reproduce the encoder's arithmetic (fastlic.determinism)
     if len(f.tiles) == 1:
         return tensor_to_image(_decode_tile(model, f.tiles[0], source))
     acc = np.zeros((f.height, f.width, 3), np.float64)

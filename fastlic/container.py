@@ -15,10 +15,13 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
+from . import numerics
 from .errors import FormatError
 
 MAGIC = b"FLIC"
-VERSION = 1
+#: version 2: portable numeric mode (fastlic.numerics), guard flags at the head of each stream, checksum over the
+#: coded integers. Version 1 files (machine-bound float32 mode, checksum over float latents) are refused.
+VERSION = 2
 MAX_SIDE = 1 << 16
 MAX_PIXELS = 1 << 27  # 134 M pixels (e.g. 16000 x 8000)
 MAX_STREAMS = 16
@@ -26,9 +29,8 @@ MAX_NAME = 64
 MIN_TILE = 64
 MAX_TILES = 1 << 16
 
-#: numeric modes: how the decoder must compute entropy parameters to reproduce the encoder. Mode k in 1..16:
-#: float32 on the CPU with exactly k intra-op threads (fastlic.determinism)
-NUMERIC_MODES = {k: f"cpu-fp32, {k} coding thread{'s' if k > 1 else ''}" for k in range(1, 17)}
+#: numeric modes: how the decoder must compute entropy parameters to reproduce the encoder (fastlic.numerics)
+NUMERIC_MODES = numerics.NUMERIC_MODES
 
 _FIXED = struct.Struct("<4sBBI")  # magic, version, flags, header length
 # fingerprint, H, W, channels, bit depth, pad multiple, quality, numeric mode, tile H, tile W, overlap,
@@ -84,7 +86,7 @@ class FlicFile:
     bit_depth: int = 8
     pad_multiple: int = 64
     quality: float = math.nan
-    numeric_mode: int = 1
+    numeric_mode: int = numerics.PORTABLE_MODE
     tile_h: int = 0
     tile_w: int = 0
     overlap: int = 0
@@ -163,6 +165,9 @@ def unpack(data: bytes, source: str = "input") -> FlicFile:
     magic, version, flags, header_len = _FIXED.unpack_from(data, 0)
     if magic != MAGIC:
         raise FormatError(f"{source}: not a .flic file (wrong magic bytes)")
+    if version == 1:
+        raise FormatError(f"{source}: .flic format version 1 (written by fastlic before 0.2, whose files decode "
+                          f"only on the encoder's kind of CPU) is no longer read; re-encode the original image")
     if version != VERSION:
         raise FormatError(f"{source}: unsupported .flic format version {version} (this fastlic reads version "
                           f"{VERSION})")

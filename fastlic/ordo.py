@@ -90,23 +90,24 @@ def coded_loss(model, x: torch.Tensor, streams, y_hat: torch.Tensor, lmbda: floa
 
 
 def ordo_encode(model, x: torch.Tensor, lmbda: float, size=None, **opts):
-    """oRDO then coding of a padded single image (its own ``(H, W)`` = ``size``): -> (streams, y_hat, info)."""
+    """oRDO then coding of a padded single image (its own ``(H, W)`` = ``size``):
+    -> (streams, y_hat, checksum, info)."""
     y, z, y0, z0, history = optimize_latents(model, x, lmbda, size=size, **opts)
-    streams0, y_hat0 = model._encode_latents(y0, z0)
+    streams0, y_hat0, sum0 = model._encode_latents(y0, z0)
     info = {"history": history, "initial": coded_loss(model, x, streams0, y_hat0, lmbda, size), "used": "initial"}
     if y is not y0:
-        streams, y_hat = model._encode_latents(y, z)
+        streams, y_hat, checksum = model._encode_latents(y, z)
         info["optimized"] = coded_loss(model, x, streams, y_hat, lmbda, size)
         if info["optimized"] < info["initial"]:
             info["used"] = "optimized"
-            return streams, y_hat, info
-    return streams0, y_hat0, info
+            return streams, y_hat, checksum, info
+    return streams0, y_hat0, sum0, info
 
 
 class OnlineRDO:
     """Mixin of a :class:`~fastlic.models.base.CompressionModel` whose encoder can refine its latents by oRDO:
     ``compress(x, ordo=True, lmbda=λ)``. The subclass provides ``g_a``, ``h_a``, ``_from_latents(y, z, "ste")``
-    (likelihoods and reconstruction with straight-through rounding) and ``_encode_latents(y, z)``; plain coding
+    (likelihoods and reconstruction with straight-through rounding) and ``_encode_latents(y, z) -> (streams, y_hat, checksum)``; plain coding
     (``ordo=False``) is one encoder pass into ``_encode_latents``.
 
     ``ordo_schedule`` holds the model's default step schedule (``alpha0``, ``gamma``, ``min_step``); keyword
@@ -134,18 +135,16 @@ class OnlineRDO:
     def _compress(self, x, ordo: bool = False, **ordo_opts):
         """``ordo=True`` (with ``lmbda=`` and optionally ``alpha0``, ``gamma``, ``min_step``, ``optimizer``)
         refines the latents by online RDO before coding."""
-        from .models.base import latent_checksum
-
         if not ordo:
             if ordo_opts:
                 raise TypeError(f"unknown compress options {sorted(ordo_opts)} (they need ordo=True)")
             y = self.g_a(x)
-            streams, y_hat = self._encode_latents(y, self.h_a(y))
-            return streams, latent_checksum(y_hat)
+            streams, _, checksum = self._encode_latents(y, self.h_a(y))
+            return streams, checksum
         if "lmbda" not in ordo_opts:
             raise TypeError("oRDO needs lmbda=")
-        streams, y_hat, self.last_ordo_info = ordo_encode(self, x, **{**self.ordo_schedule, **ordo_opts})
-        return streams, latent_checksum(y_hat)
+        streams, _, checksum, self.last_ordo_info = ordo_encode(self, x, **{**self.ordo_schedule, **ordo_opts})
+        return streams, checksum
 
 
 def options_for(model, lmbda: float | None = None) -> dict:

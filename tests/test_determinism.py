@@ -1,4 +1,4 @@
-"""Every registered codec: a stream encoded with 2 threads decodes with 1 thread to the same pixels."""
+"""Every registered codec: a stream encoded with 2 threads decodes with 1 thread to the same integers and, within\nthe pixel bound of fastlic.testing, the same pixels (other machines: tests/test_portability.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import fastlic
+from fastlic.testing import assert_same_pixels
 
 SMALL = ["mlicpp-tiny", "mlicpp-tiny-vr", "econtextformer-tiny", "contextformer-tiny"]
 
@@ -32,4 +33,5 @@ def test_encode_two_threads_decode_one_thread(name):
     finally:
         torch.set_num_threads(before)
     assert dec["checksums"] == enc["checksums"]
-    assert torch.equal(dec["x_hat"], expected)
+    assert_same_pixels(dec["x_hat"], expected, name)
+    assert (dec["x_hat"] - expected).abs().max().item() < 1e-5  # float noise of the synthesis only

@@ -154,6 +154,20 @@ def _reference_margin(R):
     return ((v - torch.floor(v)) - 0.5).abs()
 
 
+def _first_in_coding_order(mask, slice_ch):
+    """Index (b, c, h, w) of the first True of ``mask`` in MLIC++'s coding order: slice by slice, anchors before
+    non-anchors (positions within one half are coded in parallel, so any of them counts as first)."""
+    a = ckbd.anchor_mask(*mask.shape[-2:])
+    for i in range(mask.shape[1] // slice_ch):
+        part = mask[:, i * slice_ch : (i + 1) * slice_ch]
+        for half in (a, ~a):
+            hit = (part & half).nonzero()
+            if len(hit):
+                b, c, h, w = (int(v) for v in hit[0])
+                return b, c + i * slice_ch, h, w
+    raise AssertionError("no True in mask")
+
+
 def test_end_to_end_forward(case):
     """Our own eval forward (no teacher forcing) agrees with the reference unless a rounding flip occurs, and
     flips may only happen where the reference itself is within float noise of a rounding boundary."""
@@ -171,10 +185,17 @@ def test_end_to_end_forward(case):
                            for i in range(m.slice_num)], 1)
     flips = torch.round(R["fwd.y"] - our_means) != ours_sym
     if flips.any():
-        margins = _reference_margin(R)[flips]
-        assert margins.max().item() < 1e-4, "a rounding flip where the reference is not near a boundary"
-        first = int(flips.nonzero()[:, 1].min()) // m.slice_ch
-        assert maxdiff(out["y_hat"][:, : first * m.slice_ch], R["fwd.y_hat"][:, : first * m.slice_ch]) <= TOL
+        # After the first flip in coding order the contexts legitimately differ, so later flips can sit anywhere.
+        # What must hold: the first flip is where the reference itself is within float noise of a rounding
+        # boundary, and everything coded before it agrees within the tolerance.
+        first_pos = _first_in_coding_order(flips, m.slice_ch)
+        assert _reference_margin(R)[first_pos].item() < 1e-4, "the first rounding flip is not near a boundary"
+        i, anchors = first_pos[1] // m.slice_ch, bool(ckbd.anchor_mask(*flips.shape[-2:])[0, 0, first_pos[2], first_pos[3]])
+        assert maxdiff(out["y_hat"][:, : i * m.slice_ch], R["fwd.y_hat"][:, : i * m.slice_ch]) <= TOL
+        if not anchors:  # the slice's anchors were coded before the flipping non-anchor
+            a = ckbd.anchor_mask(*flips.shape[-2:])
+            s = slice(i * m.slice_ch, (i + 1) * m.slice_ch)
+            assert maxdiff(out["y_hat"][:, s] * a, R["fwd.y_hat"][:, s] * a) <= TOL
         return
     assert maxdiff(out["x_hat"], R["fwd.x_hat"]) <= TOL
     assert maxdiff(out["y_hat"], R["fwd.y_hat"]) <= TOL
@@ -230,7 +251,11 @@ def test_round_trip_is_exact_and_rate_close_to_estimate(case):
 
 
 def test_stream_decodes_with_other_thread_count(case):
-    """The reference's failure mode: encode with 2 threads, decode with 1."""
+    """The reference's failure mode: encode with 2 threads, decode with 1. The coded integers (checksum) and the
+    streams are identical; the pixels within the bound of fastlic.testing (other machines:
+    tests/test_portability.py)."""
+    from fastlic.testing import assert_same_pixels
+
     R, _, m = case
     x = R["input.float"]
     before = torch.get_num_threads()
@@ -244,7 +269,7 @@ def test_stream_decodes_with_other_thread_count(case):
     finally:
         torch.set_num_threads(before)
     assert dec1["checksums"] == enc["checksums"]
-    assert torch.equal(dec1["x_hat"], dec2["x_hat"])
+    assert_same_pixels(dec1["x_hat"], dec2["x_hat"])
     assert enc1["strings"] == enc["strings"]
 
 

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..layers.depthwise import DepthwiseConv2d
 from . import checkerboard as ckbd
 
 
@@ -71,7 +72,7 @@ class LatentResidualPrediction(nn.Module):
 
 
 def _qkv_branch(dim: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(dim, dim, 1), nn.Conv2d(dim, dim, 3, padding=1, groups=dim))
+    return nn.Sequential(nn.Conv2d(dim, dim, 1), DepthwiseConv2d(dim, dim, 3, padding=1, groups=dim))
 
 
 def _linear_attention(queries, keys, values, num_heads: int):
@@ -101,7 +102,7 @@ class LinearGlobalInterContext(nn.Module):
         mid = out_dim * 3 // 2
         self.reprojection = nn.Conv2d(dim, mid, 5, padding=2)
         self.mlp = nn.Sequential(nn.Conv2d(mid, out_dim * 2, 1), nn.GELU(),
-                                 nn.Conv2d(out_dim * 2, out_dim * 2, 3, padding=1, groups=out_dim * 2), nn.GELU(),
+                                 DepthwiseConv2d(out_dim * 2, out_dim * 2, 3, padding=1, groups=out_dim * 2), nn.GELU(),
                                  nn.Conv2d(out_dim * 2, out_dim, 1))
         self.skip = nn.Conv2d(mid, out_dim, 1)
 
@@ -126,7 +127,7 @@ class LinearGlobalIntraContext(nn.Module):
         self.values = _qkv_branch(dim)
         self.reprojection = nn.Conv2d(dim, dim * 2, 5, padding=2)
         self.mlp = nn.Sequential(nn.Conv2d(dim * 2, dim * 4, 1), nn.GELU(),
-                                 nn.Conv2d(dim * 4, dim * 4, 3, padding=1, groups=dim * 4), nn.GELU(),
+                                 DepthwiseConv2d(dim * 4, dim * 4, 3, padding=1, groups=dim * 4), nn.GELU(),
                                  nn.Conv2d(dim * 4, dim * 2, 1))
 
     def forward(self, prev_slice, anchors_hat):

@@ -11,7 +11,13 @@ How continuous entropy parameters become integer models (the design choice every
   one table per channel.
 * **Per-symbol rows.** :meth:`Encoder.encode_rows` takes an explicit probability row per symbol (for models
   such as Gaussian mixtures whose distributions cannot be tabulated); the caller must compute the rows
-  bit-identically on both sides, which :mod:`fastlic.determinism` arranges.
+  bit-identically on both sides, which :mod:`fastlic.numerics` arranges (snapped parameters, exact arithmetic).
+* **Guards.** Each stream starts with the flags of its guarded decisions (:mod:`fastlic.entropy.guard`): their
+  count, the gaps between their positions (Elias-gamma, like escapes) and one bit each. The encoder knows them
+  only after its pass, but ANS is a stack, so :meth:`Encoder.finish` can still put them first in decode order.
+  An unflagged stream pays for one Elias-gamma zero (5 bits).
+* **Checksum.** Encoder and decoder hash every coded integer (symbols and their table indexes) in coding order;
+  :meth:`Encoder.digest` / :meth:`Decoder.digest` are the exact counterpart of each other.
 * **Escapes.** A symbol outside ``[lo, hi]`` is coded as its escape bin followed by its distance ``e >= 0`` to
   the bin in Elias-gamma form (``n = floor(log2(e + 1))`` with a uniform 5-bit model, then the ``n`` low bits of
   ``e + 1`` as uniform bits). Values are therefore never clipped and nothing is lost, at a cost of a few bits
@@ -27,11 +33,14 @@ No Python loop runs per symbol or per position: per chunk there is one constrict
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 import constriction
 
 from ..errors import CodingError, FormatError
+from .guard import MAX_FLAGS, Guard
 
 #: Probability precision of the integer tables (constriction's ANS coder works with 24-bit probabilities).
 PRECISION = 24
@@ -63,6 +72,27 @@ def quantize_pmf(pmf: np.ndarray) -> np.ndarray:
     total = pmf.sum(axis=-1, keepdims=True)
     total = np.where(total > 0, total, 1.0)
     counts = np.floor(pmf / total * (_TOTAL - k)).astype(np.int64) + 1
+    deficit = _TOTAL - counts.sum(axis=-1)
+    top = counts.argmax(axis=-1)
+    np.put_along_axis(counts, top[..., None], np.take_along_axis(counts, top[..., None], -1) + deficit[..., None], -1)
+    return counts
+
+
+def quantize_pmf_exact(pmf: np.ndarray) -> np.ndarray:
+    """:func:`quantize_pmf` in integer arithmetic, for rows that encoder and decoder compute bit-identically
+    but must also *quantize* identically on any machine (no float reduction whose order could vary).
+
+    ``pmf``: float64 ``[n, K]`` with rows summing to about 1. Each entry is floored to a multiple of 2**-30, the
+    rows are scaled to ``2**PRECISION - K`` with integer floor division, every entry gets 1 more, and the
+    remainder goes to the first most probable entry.
+    """
+    pmf = np.asarray(pmf, dtype=np.float64)
+    k = pmf.shape[-1]
+    if k < 1 or k > _TOTAL // 2:
+        raise ValueError(f"cannot quantize a distribution over {k} symbols")
+    a = np.floor(np.where(np.isfinite(pmf), np.clip(pmf, 0.0, 1.0), 0.0) * float(1 << 30)).astype(np.int64)
+    total = np.maximum(a.sum(axis=-1, keepdims=True), 1)
+    counts = a * (_TOTAL - k) // total + 1
     deficit = _TOTAL - counts.sum(axis=-1)
     top = counts.argmax(axis=-1)
     np.put_along_axis(counts, top[..., None], np.take_along_axis(counts, top[..., None], -1) + deficit[..., None], -1)
@@ -155,6 +185,12 @@ class Encoder:
 
     def __init__(self):
         self._chunks: list[tuple] = []  # in decode order: (symbols int32, model or (family, rows))
+        self.guard = Guard()
+        self._hash = hashlib.blake2b(digest_size=8)
+
+    def digest(self) -> bytes:
+        """8-byte BLAKE2b of every integer coded so far (symbols and table indexes, in coding order)."""
+        return self._hash.copy().digest()
 
     def _push(self, symbols: np.ndarray, model, rows: np.ndarray | None = None):
         if symbols.size:
@@ -173,6 +209,7 @@ class Encoder:
             raise ValueError("symbols and table indexes differ in length")
         if symbols.size == 0:
             return
+        self._hash.update(symbols.tobytes() + index.tobytes())
         clipped, dist, _ = _escape_split(symbols, tables.lo[index], tables.hi[index])
         order = np.argsort(index, kind="stable")
         counts = np.bincount(index, minlength=len(tables))
@@ -196,6 +233,7 @@ class Encoder:
         symbols = np.asarray(symbols, dtype=np.int64).ravel()
         if symbols.size == 0:
             return
+        self._hash.update(symbols.tobytes())
         k = pmf_rows.shape[1]
         lo = np.full_like(symbols, offset + 1)
         hi = np.full_like(symbols, offset + k - 2)
@@ -206,6 +244,13 @@ class Encoder:
 
     def finish(self) -> bytes:
         """Encode every chunk (in reverse, as ANS is a stack) and return the stream's bytes."""
+        positions, bits = self.guard.flags()
+        gaps = np.diff(positions, prepend=-1) - 1
+        body, self._chunks = self._chunks, []
+        self._push_escapes(np.array([len(positions)], np.int64))
+        self._push_escapes(gaps)
+        self._push(bits, _BIT_MODEL)
+        self._chunks += body
         coder = constriction.stream.stack.AnsCoder()
         for symbols, model, rows in reversed(self._chunks):
             if rows is None:
@@ -227,6 +272,17 @@ class Decoder:
             self._coder = constriction.stream.stack.AnsCoder(words)
         except Exception as exc:  # constriction rejects e.g. a stream ending in a zero word
             raise FormatError(f"entropy-coded stream is invalid ({exc})") from None
+        self._hash = hashlib.blake2b(digest_size=8)
+        (n,) = self._pop_escapes(1)
+        if n > MAX_FLAGS:
+            raise FormatError(f"entropy-coded stream is corrupted ({n} guard flags)")
+        gaps = self._pop_escapes(int(n))
+        bits = self._pop(_BIT_MODEL, int(n))
+        self.guard = Guard(np.cumsum(gaps + 1) - 1, bits)
+
+    def digest(self) -> bytes:
+        """Counterpart of :meth:`Encoder.digest` over the integers decoded so far."""
+        return self._hash.copy().digest()
 
     def _pop(self, model, n: int, rows: np.ndarray | None = None) -> np.ndarray:
         if n == 0:
@@ -255,8 +311,9 @@ class Decoder:
         parts = [self._pop(tables.model(int(t)), int(counts[t])) for t in np.flatnonzero(counts)]
         pos = np.empty(index.size, np.int64)
         pos[order] = np.concatenate(parts)
-        symbols = pos + tables.offsets[index]
-        return self._resolve_escapes(symbols, tables.lo[index], tables.hi[index])
+        symbols = self._resolve_escapes(pos + tables.offsets[index], tables.lo[index], tables.hi[index])
+        self._hash.update(symbols.tobytes() + index.tobytes())
+        return symbols
 
     def decode_rows(self, pmf_rows: np.ndarray, offset: int) -> np.ndarray:
         """Decode one chunk coded by :meth:`Encoder.encode_rows` with the same rows and offset."""
@@ -267,7 +324,9 @@ class Decoder:
         symbols = self._pop(_model.Categorical(perfect=False), len(rows), rows) + offset
         lo = np.full_like(symbols, offset + 1)
         hi = np.full_like(symbols, offset + k - 2)
-        return self._resolve_escapes(symbols, lo, hi)
+        symbols = self._resolve_escapes(symbols, lo, hi)
+        self._hash.update(symbols.tobytes())
+        return symbols
 
     def _resolve_escapes(self, symbols, lo, hi):
         below = symbols < lo

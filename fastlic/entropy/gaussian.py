@@ -23,7 +23,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .coder import Decoder, Encoder, TableOwner, quantize_pmf
+from .. import numerics
+from .coder import Decoder, Encoder, TableOwner, quantize_pmf, quantize_pmf_exact
+from .guard import nearest_boundary, rounding_decision
 from .ops import LowerBound
 
 _SQRT1_2 = 2 ** -0.5
@@ -124,29 +126,44 @@ class GaussianConditional(TableOwner, nn.Module):
             counts[t, : lengths[t]] = quantize_pmf(pmf[t, : lengths[t]])
         self._set_tables(counts, lengths, offsets)
 
+    def _bounds(self) -> torch.Tensor:
+        """Float64 decision boundaries between table entries (``snap="nearest"``: geometric means of
+        neighbours, ``"up"``: the entries themselves); exact functions of the stored float32 table."""
+        t = self.scale_table.detach().to("cpu", torch.float64)
+        return t[:-1].contiguous() if self.snap == "up" else torch.sqrt(t[:-1] * t[1:])
+
     def build_indexes(self, scales: torch.Tensor) -> torch.Tensor:
         """Table index per scale (of max(scale, bound)).
 
         ``snap="nearest"`` (default): the entry nearest in log scale (boundaries at the geometric means of
         neighbours), unbiased, so the coded rate follows the model's estimate closely even when the model is
         over- or under-confident. ``snap="up"``: the smallest entry >= the scale, the MLIC++ reference's rule.
-        Both are pure comparisons, hence exact and reproducible."""
-        scales = torch.clamp(scales, min=self.scale_bound).contiguous()
-        t = self.scale_table
-        if self.snap == "up":
-            return torch.searchsorted(t[:-1].contiguous(), scales, right=False)
-        bounds = torch.sqrt(t[:-1].double() * t[1:].double()).float()
-        return torch.searchsorted(bounds.contiguous(), scales, right=False)
+        Both are comparisons in float64 against float64 boundaries (float32 scales compare exactly as before).
+        The coding paths take this decision through a guard (:meth:`guarded_indexes`)."""
+        s = torch.clamp(scales.detach().to("cpu", torch.float64), min=self._bound32()).contiguous()
+        return torch.searchsorted(self._bounds(), s, right=False)
+
+    def _bound32(self) -> float:
+        # the scale bound as float32 holds it (the likelihoods' LowerBound and the table's first entry)
+        return float(np.float32(self.scale_bound))
+
+    def guarded_indexes(self, scales: torch.Tensor, guard) -> np.ndarray:
+        """:meth:`build_indexes` as a guarded decision (:mod:`fastlic.entropy.guard`), flattened."""
+        s = np.maximum(scales.detach().to("cpu", torch.float64).numpy().ravel(), self._bound32())
+        bounds = self._bounds().numpy()
+        d = np.searchsorted(bounds, s, side="left")
+        j, dist = nearest_boundary(s, d, bounds)
+        return guard.decide(d, j, dist)
 
     def encode(self, encoder: Encoder, y: torch.Tensor, scales: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
-        """Code ``round(y - means)`` as one chunk; -> the dequantized values ``symbol + mean``."""
+        """Code ``round(y - means)`` with the tables chosen by ``scales``; -> reconstructed values ``symbol + mean``."""
         sym = torch.round(y - means)
-        encoder.encode(sym.long().cpu().numpy(), self.build_indexes(scales).cpu().numpy(), self.tables)
+        encoder.encode(sym.long().cpu().numpy(), self.guarded_indexes(scales, encoder.guard), self.tables)
         return sym + means
 
     def decode(self, decoder: Decoder, scales: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
-        """Inverse of :meth:`encode` given the same scales and means."""
-        sym = decoder.decode(self.build_indexes(scales).cpu().numpy(), self.tables)
+        """Inverse of :meth:`encode` given the same scales and means (to float noise: see fastlic.numerics)."""
+        sym = decoder.decode(self.guarded_indexes(scales, decoder.guard), self.tables)
         return torch.from_numpy(sym).to(device=means.device, dtype=means.dtype).reshape(means.shape) + means
 
 
@@ -162,6 +179,11 @@ class GaussianMixtureConditional(nn.Module):
     A call is coded as consecutive chunks of at most ``chunk_size`` symbols (one coder chunk and one ``W``
     each), which bounds the float64 work arrays to ``chunk_size · (2W+3) · k`` values whatever the image size.
     """
+
+    #: snapping grids of the coded mixture parameters (see :meth:`_rows`)
+    WEIGHT_STEPS = 1 << 12
+    MEAN_STEPS = 1 << 8
+    SCALE_STEPS = 32
 
     def __init__(self, k: int = 3, scale_bound: float = 0.11, likelihood_bound: float = 1e-9,
                  max_half_width: int = 64, spread: float = 6.0, chunk_size: int = 4096):
@@ -190,48 +212,63 @@ class GaussianMixtureConditional(nn.Module):
         return y_tilde, self.likelihood_lower_bound(lik)
 
     # ----------------------------------------------------------------------------------- coding
-    def _rows(self, weights, means, scales):
-        """-> (integer centers [n], quantized pmf rows [n, 2W+3], offset) for flattened [n, k] params."""
-        w = torch.softmax(weights.double(), dim=1)
-        mu = means.double()
-        s = torch.clamp(scales.double(), min=self.scale_bound)
-        center = torch.round((w * mu).sum(1))
-        reach = ((mu - center[:, None]).abs() + self.spread * s).max()
-        half = int(min(max(math.ceil(float(reach)), 1), self.max_half_width)) if len(mu) else 1
-        k = torch.arange(-half - 1, half + 2, dtype=torch.float64)
-        x = center[:, None, None] + k[None, :, None] - mu[:, None, :]  # [n, K, k]
-        upper = standardized_cumulative((x + 0.5) / s[:, None, :])
-        lower = standardized_cumulative((x - 0.5) / s[:, None, :])
-        mass = ((upper - lower) * w[:, None, :]).sum(-1)
-        below = (standardized_cumulative((x[:, :1] + 0.5) / s[:, None, :]) * w[:, None, :]).sum(-1)
-        above = (standardized_cumulative(-(x[:, -1:] - 0.5) / s[:, None, :]) * w[:, None, :]).sum(-1)
-        mass[:, :1] = below
-        mass[:, -1:] = above
-        return center.long(), quantize_pmf(mass.numpy()), -half - 1
+    def _rows(self, weights, means, scales, guard):
+        """-> (integer centers [n], quantized pmf rows [n, 2W+3], offset) for flattened [n, k] params.
+
+        The three parameters of every component are first snapped, as guarded decisions
+        (:mod:`fastlic.entropy.guard`), to grids fine enough not to cost rate (weights to 1/WEIGHT_STEPS,
+        means to 1/MEAN_STEPS, scales to SCALE_STEPS per octave); everything after that is an exact function of
+        integers: the center, the half-width, the CDF at the bin edges (:func:`fastlic.numerics.ndtr`, IEEE basic
+        operations only) and the integer quantization (:func:`fastlic.entropy.coder.quantize_pmf_exact`), so
+        encoder and decoder build bit-identical rows on any machine (docs/format.md, "Portable decoding").
+        """
+        n, k = weights.shape
+        w = torch.softmax(weights.detach().to("cpu", torch.float64), dim=1).numpy()
+        wq = np.maximum(guard.decide(*rounding_decision(w * self.WEIGHT_STEPS)), 1).reshape(n, k)
+        mq = guard.decide(*rounding_decision(means.detach().to("cpu", torch.float64).numpy() * self.MEAN_STEPS))
+        s = np.maximum(scales.detach().to("cpu", torch.float64).numpy(), self.scale_bound)
+        ks = guard.decide(*rounding_decision(np.log2(s) * self.SCALE_STEPS))
+        wq = torch.from_numpy(wq).double()
+        mu = torch.from_numpy(mq.reshape(n, k)).double() / self.MEAN_STEPS
+        s = numerics.exp(torch.from_numpy(ks.reshape(n, k)).double() * (math.log(2) / self.SCALE_STEPS))
+        wsum = sum(wq[:, j] for j in range(1, k)) + wq[:, 0]
+        center = torch.round(sum((wq[:, j] * mu[:, j] for j in range(1, k)), wq[:, 0] * mu[:, 0]) / wsum)
+        reach = ((mu - center[:, None]).abs() + self.spread * s).max() if n else torch.ones(())
+        half = int(min(max(math.ceil(float(reach)), 1), self.max_half_width))
+        # edges between the 2W+3 bins (the outer two are the tails): c + m + 0.5 for m in [-W-1, W]
+        edges = torch.arange(-half - 1, half + 1, dtype=torch.float64) + 0.5
+        cdf = None
+        for j in range(k):
+            t = (center[:, None] + edges[None, :] - mu[:, j : j + 1]) / s[:, j : j + 1]
+            term = wq[:, j : j + 1] * numerics.ndtr(t)
+            cdf = term if cdf is None else cdf + term
+        mass = torch.cat([cdf[:, :1], cdf[:, 1:] - cdf[:, :-1], wsum[:, None] - cdf[:, -1:]], dim=1)
+        mass = (mass / wsum[:, None]).clamp(min=0.0)
+        return center.long(), quantize_pmf_exact(mass.numpy()), -half - 1
 
     @staticmethod
     def _flat(t: torch.Tensor, component_dim: int) -> torch.Tensor:
         return t.movedim(component_dim, -1).reshape(-1, t.shape[component_dim])
 
-    def _chunks(self, weights, means, scales, component_dim: int):
+    def _chunks(self, weights, means, scales, component_dim: int, guard):
         """Yield (start, stop, centers, rows, offset) over consecutive chunks of the flattened symbols."""
         w, mu, s = (self._flat(t, component_dim) for t in (weights, means, scales))
         n = w.shape[0]
         for start in range(0, n, self.chunk_size):
             stop = min(n, start + self.chunk_size)
-            yield (start, stop, *self._rows(w[start:stop], mu[start:stop], s[start:stop]))
+            yield (start, stop, *self._rows(w[start:stop], mu[start:stop], s[start:stop], guard))
 
     def encode(self, encoder: Encoder, y, weights, means, scales, component_dim: int = 1) -> torch.Tensor:
-        """Code ``round(y)``; -> the quantized values. Run inside :func:`fastlic.determinism.deterministic`."""
+        """Code ``round(y)``; -> the quantized values (in the parameters' dtype)."""
         q = torch.round(y) + 0.0  # + 0.0 turns -0.0 into 0.0, the value the decoder returns
         flat = q.reshape(-1).long()
-        for start, stop, center, rows, offset in self._chunks(weights, means, scales, component_dim):
+        for start, stop, center, rows, offset in self._chunks(weights, means, scales, component_dim, encoder.guard):
             encoder.encode_rows((flat[start:stop] - center).numpy(), rows, offset)
-        return q
+        return q.to(means.dtype)
 
     def decode(self, decoder: Decoder, weights, means, scales, component_dim: int = 1) -> torch.Tensor:
         parts = [torch.from_numpy(decoder.decode_rows(rows, offset)) + center
-                 for _, _, center, rows, offset in self._chunks(weights, means, scales, component_dim)]
+                 for _, _, center, rows, offset in self._chunks(weights, means, scales, component_dim, decoder.guard)]
         sym = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
         shape = list(means.shape)
         del shape[component_dim]

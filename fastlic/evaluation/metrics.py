@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import math
 
 import numpy as np
@@ -50,12 +52,22 @@ def psnr(ref: np.ndarray, rec) -> float:
     return math.inf if m == 0 else 10.0 * math.log10(255.0**2 / m)
 
 
+@contextlib.contextmanager
+def _threads(n: int):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def ms_ssim(ref: np.ndarray, rec) -> float:
     """MS-SSIM (Wang 2003, see module docstring) of two H x W x 3 images, on the rounded uint8 reconstruction."""
     import torch
     from pytorch_msssim import ms_ssim as _ms_ssim
-
-    from ..determinism import deterministic
 
     ref = np.asarray(ref)
     rec = to_uint8(rec)
@@ -68,7 +80,7 @@ def ms_ssim(ref: np.ndarray, rec) -> float:
 
     # one thread: the value does not depend on it, and on a shared 2-core CPU one thread was 3x faster than two
     # (2.1 s vs 6.9 s per Kodak image under load) while leaving a core to the codec workers and other jobs
-    with torch.no_grad(), deterministic():
+    with torch.no_grad(), _threads(1):
         return float(_ms_ssim(t(ref), t(rec), data_range=255.0))
 
 

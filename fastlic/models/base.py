@@ -6,10 +6,10 @@ zero-padded on the right and bottom to a multiple of :attr:`CompressionModel.pad
 hyperprior codecs, the reference's behaviour) and the reconstruction is cropped back. ``shape`` is the original
 ``(H, W)`` of the image.
 
-``checksums`` (one per image) is a 64-bit BLAKE2b digest of the decoded latents as the synthesis transform sees
-them (their float32 bytes). The encoder computes it along the decoder's own path, so a decoder that arrives at
-other latents (other weights, machine or thread count) can detect the divergence instead of returning a wrong
-image.
+``checksums`` (one per image) is a 64-bit BLAKE2b digest of every coded integer (the symbols of each stream and
+their table indexes, in coding order: :func:`coded_checksum`). Those are exact on any machine
+(:mod:`fastlic.numerics`), so a decoder that arrives at other symbols (other weights, a bug, a corrupted stream)
+detects the divergence instead of returning a wrong image.
 """
 
 from __future__ import annotations
@@ -21,17 +21,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import determinism
+from .. import numerics
 from ..entropy.bottleneck import EntropyBottleneck
 from ..entropy.coder import TableOwner
 
 
-def latent_checksum(*tensors: torch.Tensor) -> bytes:
+def coded_checksum(*coders) -> bytes:
+    """Checksum of an image's streams: 8-byte BLAKE2b over the digests of its encoders (or decoders)."""
     h = hashlib.blake2b(digest_size=8)
-    for t in tensors:
-        t = t.detach().to("cpu").contiguous()
-        h.update(str(tuple(t.shape)).encode() + str(t.dtype).encode())
-        h.update(t.numpy().tobytes())
+    for c in coders:
+        h.update(c.digest())
     return h.digest()
 
 
@@ -41,15 +40,14 @@ class CompressionModel(nn.Module):
 
     pad_multiple = 64
     model_name = "unnamed"
-    #: run the synthesis transform single-threaded too (see fastlic.determinism), so that the decoded pixels,
-    #: not only the latents, are independent of the decoder's thread count
-    deterministic_synthesis = True
-    #: intra-op threads of the deterministic path; recorded in the .flic header (numeric mode)
-    coding_threads = determinism.DEFAULT_CODING_THREADS
+    #: children that are not on the entropy-parameter path: transforms that only the encoder runs (g_a, h_a) or
+    #: that only produce pixels (g_s), and entropy models with integer tables
+    transform_modules = ("g_a", "g_s", "h_a", "entropy_bottleneck", "gaussian_conditional", "gmm", "latent_gain")
 
-    def deterministic(self, enabled: bool = True):
-        """Context manager for the entropy-parameter path (see :mod:`fastlic.determinism`)."""
-        return determinism.deterministic(enabled, self.coding_threads)
+    def parameter_path(self, enabled: bool = True):
+        """Context manager: the entropy-parameter path in float64 (:func:`fastlic.numerics.parameter_path`)."""
+        mods = [m for name, m in self.named_children() if name not in self.transform_modules]
+        return numerics.parameter_path(mods, enabled)
 
     def __init__(self):
         super().__init__()

@@ -12,7 +12,7 @@ start token for the first), and the output at token t gives its Gaussian-mixture
 This implementation exists to measure speed and MAC ratios on one code base: every pass (training included)
 runs the serial driver :meth:`Contextformer._drive`, one token per step, so it is meant for small images.
 Evaluation forward, compress and decompress share that driver inside
-:func:`fastlic.determinism.deterministic`, so they agree exactly.
+the float64 parameter path of :mod:`fastlic.numerics`, so they agree exactly.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .. import numerics
 from ..contexts.transformer import TransformerBlock
 from ..entropy.ops import ste_round
 from ..registry import register_model
@@ -108,7 +109,7 @@ class Contextformer(MixtureHyperpriorCodec):
             ctx = cm(torch.stack(inputs), cm.window_tokens(t, coords), coords)
             params = self.entropy_parameters(torch.cat([hyper[0, :, r, c], ctx]).view(1, -1, 1, 1))
             logits, means, scales = params.reshape(1, 3, self.k_m, p, 1, 1).unbind(1)
-            v = q((s, r, c), logits, means, scales).reshape(p)
+            v = q((s, r, c), logits, means, scales).reshape(p).to(means.dtype)
             values.append(v)
             if t + 1 < n:
                 inputs.append(cm.embed(v))
@@ -138,10 +139,10 @@ class Contextformer(MixtureHyperpriorCodec):
             likelihoods.append(self.gmm.likelihood_lower_bound(lik))
             return out
 
-        with self.deterministic(not self.training):
-            y_hat = self._drive(self.h_s(z_hat), q)
-        return {"x_hat": self._synthesis(y_hat, not self.training),
-                "likelihoods": {"y": torch.cat(likelihoods, 1), "z": z_likelihoods}, "y_hat": y_hat}
+        with self.parameter_path(not self.training):
+            y_hat = self._drive(self.h_s(numerics.to_param(z_hat) if not self.training else z_hat), q)
+        return {"x_hat": self._synthesis(y_hat),
+                "likelihoods": {"y": torch.cat(likelihoods, 1).to(z_likelihoods.dtype), "z": z_likelihoods}, "y_hat": y_hat}
 
     def context_macs(self, height: int, width: int) -> int:
         """Closed-form MACs of the transformer when decoding a ``height x width`` image (what

@@ -12,9 +12,10 @@ transformer's output at group g − 1 (:mod:`fastlic.contexts.spatio_channel`). 
 Gaussian mixture of k_m components.
 
 One driver, :meth:`EContextformer._drive`, runs these steps for evaluation ``forward``, ``compress`` and
-``decompress``; only the quantizer differs (rounding + likelihoods, encoding, decoding), and it runs inside
-:func:`fastlic.determinism.deterministic`, so the decoder reproduces the encoder's mixtures bit for bit and
-``decompress(compress(x))`` equals the evaluation forward reconstruction exactly, whatever the thread count.
+``decompress``; only the quantizer differs (rounding + likelihoods, encoding, decoding), and it runs on the
+float64 parameter path of :mod:`fastlic.numerics`: the decoder rebuilds the encoder's quantized mixtures bit for
+bit on any machine (snapped parameters as guarded decisions, exact rows), and ``decompress(compress(x))`` equals
+the evaluation forward reconstruction on the same machine.
 Training ``forward`` runs all groups in one transformer pass with the causal group mask.
 """
 
@@ -32,7 +33,8 @@ from ..entropy.ops import ste_round
 from ..layers import GDN, AttentionBlock, ResidualBlock, conv3x3, subpel_conv3x3
 from ..ordo import OnlineRDO
 from ..registry import register_model
-from .base import CompressionModel, latent_checksum
+from .. import numerics
+from .base import CompressionModel, coded_checksum
 from .gain import variable_rate
 
 
@@ -162,8 +164,8 @@ class MixtureHyperpriorCodec(CompressionModel):
     """The framework Contextformer and eContextformer share (Cui et al. 2021): g_a / g_s with GDN and an
     attention block, a hyperprior with a factorized z, Gaussian-mixture likelihoods of y.
 
-    A subclass supplies its context driver ``_drive(hyper, q) -> y_hat`` (run inside
-    :func:`fastlic.determinism.deterministic` by the coding paths) and ``_encode_quantizer(y, encoder)``; a
+    A subclass supplies its context driver ``_drive(hyper, q) -> y_hat`` (run on the float64 parameter path by
+    the coding paths) and ``_encode_quantizer(y, encoder)``; a
     quantizer is called as ``q(key, logits, means, scales)`` and returns the values of the part ``key`` names.
     """
 
@@ -176,32 +178,32 @@ class MixtureHyperpriorCodec(CompressionModel):
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gmm = GaussianMixtureConditional(mixtures, chunk_size=gmm_chunk)
 
-    def _synthesis(self, y_hat: torch.Tensor, coding: bool) -> torch.Tensor:
-        """g_s; single-threaded on coding paths when ``deterministic_synthesis`` (thread-independent pixels)."""
-        with self.deterministic(coding and self.deterministic_synthesis):
-            return self.g_s(y_hat)
+    def _synthesis(self, y_hat: torch.Tensor) -> torch.Tensor:
+        """g_s of latents from either path (float64 from the parameter path, float32 in training)."""
+        return self.g_s(y_hat.to(torch.float32))
 
     def _encode_latents(self, y, z):
-        """Code (y, z) -> (streams, y_hat as the decoder will see it)."""
+        """Code (y, z) -> (streams, y_hat as the synthesis will see it, checksum)."""
         enc_z, enc_y = Encoder(), Encoder()
         z_hat = self.entropy_bottleneck.compress(z, enc_z)
-        with self.deterministic():
-            y_hat = self._drive(self.h_s(z_hat), self._encode_quantizer(y, enc_y))
-        return [enc_y.finish(), enc_z.finish()], y_hat
+        with self.parameter_path():
+            y_hat = self._drive(self.h_s(numerics.to_param(z_hat)), self._encode_quantizer(y, enc_y))
+        checksum = coded_checksum(enc_y, enc_z)
+        return [enc_y.finish(), enc_z.finish()], y_hat.to(torch.float32), checksum
 
     def _compress(self, x):
         y = self.g_a(x)
-        streams, y_hat = self._encode_latents(y, self.h_a(y))
-        return streams, latent_checksum(y_hat)
+        streams, _, checksum = self._encode_latents(y, self.h_a(y))
+        return streams, checksum
 
     def _decompress(self, strings, padded_hw):
         y_string, z_string = strings
         ph, pw = padded_hw
-        z_hat = self.entropy_bottleneck.decompress(Decoder(z_string), (1, self.N, ph // 64, pw // 64))
-        dec = Decoder(y_string)
-        with self.deterministic():
-            y_hat = self._drive(self.h_s(z_hat), lambda key, *params: self.gmm.decode(dec, *params))
-        return self._synthesis(y_hat, True), latent_checksum(y_hat)
+        dec_z, dec = Decoder(z_string), Decoder(y_string)
+        z_hat = self.entropy_bottleneck.decompress(dec_z, (1, self.N, ph // 64, pw // 64))
+        with self.parameter_path():
+            y_hat = self._drive(self.h_s(numerics.to_param(z_hat)), lambda key, *params: self.gmm.decode(dec, *params))
+        return self._synthesis(y_hat), coded_checksum(dec, dec_z)
 
 
 class EContextformer(OnlineRDO, MixtureHyperpriorCodec):
@@ -296,7 +298,8 @@ class EContextformer(OnlineRDO, MixtureHyperpriorCodec):
             ctx = None
             if g or not self.sfg:
                 ctx = self.context_model(state=state, values=done[-1] if done else None, anchor=(g - 1) % 2 == 0)
-            done.append(q(g, *self._params(g, halves, ctx)))
+            params = self._params(g, halves, ctx)
+            done.append(q(g, *params).to(params[0].dtype))
         return self.merge_groups(done)
 
     def _parallel(self, hyper: torch.Tensor, q) -> torch.Tensor:
@@ -328,12 +331,12 @@ class EContextformer(OnlineRDO, MixtureHyperpriorCodec):
         groups = self.split_groups(y)
         q = _ForwardQuantizer(groups, self.gmm, mode == "train", self.context_input, ste=(mode == "ste"))
         if mode == "eval":
-            with self.deterministic():
-                y_hat = self._drive(self.h_s(z_hat), q)
+            with self.parameter_path():
+                y_hat = self._drive(self.h_s(numerics.to_param(z_hat)), q)
         else:
             y_hat = self._parallel(self.h_s(z_hat), q)
-        return {"x_hat": self._synthesis(y_hat, mode == "eval"),
-                "likelihoods": {"y": torch.cat(q.likelihoods, dim=1), "z": z_likelihoods}, "y_hat": y_hat}
+        return {"x_hat": self._synthesis(y_hat),
+                "likelihoods": {"y": torch.cat(q.likelihoods, dim=1).to(z_likelihoods.dtype), "z": z_likelihoods}, "y_hat": y_hat}
 
     def _encode_quantizer(self, y, encoder):
         return _EncodeQuantizer(self.split_groups(y), self.gmm, encoder)

@@ -71,7 +71,8 @@ def test_streams_do_not_depend_on_thread_count():
         torch.set_num_threads(before)
     assert coded_1["strings"] == coded["strings"]
     assert out["checksums"] == coded["checksums"]
-    assert torch.equal(out["x_hat"], ref["x_hat"])  # 2-thread encoder side, 1-thread decoder
+    # 2-thread encoder side, 1-thread decoder: the same integers, pixels within the synthesis' float noise
+    assert (out["x_hat"] - ref["x_hat"]).abs().max().item() < 1e-5
 
 
 def test_training_pass_matches_coding_path():

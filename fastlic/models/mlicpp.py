@@ -13,8 +13,8 @@ and global intra-slice contexts. Latent residual prediction refines every recons
 One driver, :meth:`MLICPlusPlus._slices`, runs this order for ``forward``, ``compress`` and ``decompress``; only
 the *quantizer* it is given differs (straight-through rounding and likelihoods, encoding, or decoding). All
 three therefore compute the same entropy parameters with the same operations, and in evaluation mode the
-driver runs under :func:`fastlic.determinism.deterministic`, so the decoder reproduces the encoder's scales and
-means bit for bit whatever the thread count.
+driver runs on the float64 parameter path of :mod:`fastlic.numerics`, whose guarded table choices make the
+decoder take exactly the encoder's decisions on any machine, thread count or device.
 
 The encoder can refine the latents by online rate-distortion optimization (``compress(x, ordo=True, lmbda=λ)``,
 :mod:`fastlic.ordo`): not part of MLIC++, borrowed from eContextformer (§III-E); the decoder is unchanged.
@@ -38,7 +38,8 @@ from ..errors import CheckpointError
 from ..layers import ResidualBlock, ResidualBlockUpsample, ResidualBlockWithStride, conv3x3, subpel_conv3x3
 from ..ordo import OnlineRDO
 from ..registry import register_model
-from .base import CompressionModel, latent_checksum
+from .. import numerics
+from .base import CompressionModel, coded_checksum
 from .gain import variable_rate
 
 
@@ -264,24 +265,24 @@ class MLICPlusPlus(OnlineRDO, CompressionModel):
             z_hat, z_likelihoods = eb(z, training=False)  # round(z - median) + median
         else:
             z_hat, z_likelihoods = eb.forward_ste(z)
-        with self.deterministic(mode == "eval"):
-            hyper = self.h_s(z_hat)
+        with self.parameter_path(mode == "eval"):
+            hyper = self.h_s(numerics.to_param(z_hat) if mode == "eval" else z_hat)
             q = _ForwardQuantizer(y, self.gaussian_conditional, mode == "train", self.slice_ch, ste=mode == "ste")
-            y_hat = self._slices(hyper, q)
-        with self.deterministic(mode == "eval" and self.deterministic_synthesis):
-            x_hat = self.g_s(y_hat)
+            y_hat = self._slices(hyper, q).to(y.dtype)
+        x_hat = self.g_s(y_hat)
         return {"x_hat": x_hat,
-                "likelihoods": {"y": torch.cat(q.likelihoods, dim=1), "z": z_likelihoods},
+                "likelihoods": {"y": torch.cat(q.likelihoods, dim=1).to(z_likelihoods.dtype), "z": z_likelihoods},
                 "y_hat": y_hat}
 
     def _encode_latents(self, y, z):
-        """Code (y, z) -> (streams, y_hat as the decoder will see it)."""
+        """Code (y, z) -> (streams, y_hat as the synthesis will see it, checksum)."""
         enc_z, enc_y = Encoder(), Encoder()
         z_hat = self.entropy_bottleneck.compress(z, enc_z)
-        with self.deterministic():
-            hyper = self.h_s(z_hat)
+        with self.parameter_path():
+            hyper = self.h_s(numerics.to_param(z_hat))
             y_hat = self._slices(hyper, _EncodeQuantizer(y, self.gaussian_conditional, enc_y, self.slice_ch))
-        return [enc_y.finish(), enc_z.finish()], y_hat
+        checksum = coded_checksum(enc_y, enc_z)
+        return [enc_y.finish(), enc_z.finish()], y_hat.to(y.dtype), checksum
 
     def _decompress(self, strings, padded_hw):
         y_string, z_string = strings
@@ -289,13 +290,10 @@ class MLICPlusPlus(OnlineRDO, CompressionModel):
         dec_z = Decoder(z_string)
         z_hat = self.entropy_bottleneck.decompress(dec_z, (1, self.N, ph // 64, pw // 64))
         dec_y = Decoder(y_string)
-        with self.deterministic():
-            hyper = self.h_s(z_hat)
+        with self.parameter_path():
+            hyper = self.h_s(numerics.to_param(z_hat))
             y_hat = self._slices(hyper, _DecodeQuantizer(self.gaussian_conditional, dec_y))
-        checksum = latent_checksum(y_hat)
-        with self.deterministic(self.deterministic_synthesis):
-            x_hat = self.g_s(y_hat)
-        return x_hat, checksum
+        return self.g_s(y_hat.to(torch.float32)), coded_checksum(dec_y, dec_z)
 
     # ------------------------------------------------------------------------------ reference checkpoints
     @classmethod

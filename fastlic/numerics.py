@@ -1,0 +1,133 @@
+"""Numeric policy of every codec: what must be exact for the decoder, and what may be fast.
+
+A ``.flic`` file must decode on any machine: any SIMD level (``ATEN_CPU_CAPABILITY``), with or without oneDNN,
+any thread count, CPU or CUDA. Float results of those configurations differ in their last bits (reductions are
+summed in other orders, vectorized ``exp``/``erf`` differ by an ulp), so the design rests on three rules, decided
+here once for all codecs (the argument of correctness is in docs/format.md, "Portable decoding"):
+
+1. **The entropy-parameter path runs in float64** (:func:`parameter_path`): hyper synthesis, context models,
+   LRP, parameter networks. With float64 the difference between two configurations stays ~1e-14 relative
+   (measured: ``benchmarks/portability.py``, docs/results.md), seven orders of magnitude below float32's.
+   It runs with the caller's threads and device; nothing is pinned. The analysis and synthesis transforms stay
+   float32 (or faster): they only produce the encoder's latents and the decoder's pixels.
+2. **Every discrete decision the decoder must share is guarded** (:class:`fastlic.entropy.guard.Guard`): a
+   decision (a scale-table index; a snapped mixture weight, mean or scale) whose float64 input lies within a
+   relative margin :data:`GUARD_EPS` of a decision boundary is flagged by the encoder, and the side it took is
+   sent in the stream (one bit plus its position). Every other decision is ``GUARD_EPS`` (~1e-9) away from a
+   boundary, about 10^4-10^5 times the largest cross-configuration difference measured, so the decoder takes it
+   identically. Symbols themselves are never re-decided: the decoder reads them.
+3. **What comes after a snapped decision is computed exactly**: integer tables stored in the checkpoint, and for
+   the Gaussian mixture a probability row computed from snapped (exact) parameters with IEEE basic operations
+   only (:func:`exp`, :func:`erfc`: +, -, *, / and exact power-of-two scaling, each correctly rounded on every
+   IEEE machine, so bit-identical on any CPU or GPU) and quantized with integer arithmetic.
+
+Float noise still reaches the reconstructed latents (``y_hat = symbol + mean`` carries the decoder's mean) and
+through them later contexts; the guard margin covers it (measured through the last slice) and the latent
+checksum is defined over the coded integers (symbols and table indexes), which are exact.
+
+TF32 and reduced precision never touch the parameter path: it is float64, which TF32 does not affect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import torch
+
+#: dtype of the entropy-parameter path on every device
+PARAM_DTYPE = torch.float64
+#: relative margin of guarded decisions (2**-30 ~ 9.3e-10); see the module docstring
+GUARD_EPS = 2.0 ** -30
+#: numeric mode recorded in the .flic header (format version 2): float64 parameter path with guarded decisions
+PORTABLE_MODE = 2
+NUMERIC_MODES = {PORTABLE_MODE: "portable: float64 entropy parameters, guarded decisions (eps 2^-30)"}
+
+
+# ---------------------------------------------------------------------------------------------- the float64 path
+@contextlib.contextmanager
+def parameter_path(modules, enabled: bool = True):
+    """Run the enclosed block with ``modules`` (an iterable of ``nn.Module``) in float64, then restore float32.
+
+    The conversion is in place and lossless (float32 -> float64 -> float32 is exact), so weights, optimizers
+    and the fingerprint are unaffected; nested uses convert once.
+    """
+    if not enabled:
+        yield
+        return
+    converted = []
+    try:
+        for m in modules:
+            if m is None or getattr(m, "_fastlic_f64_depth", 0):
+                if m is not None:
+                    m._fastlic_f64_depth += 1
+                    converted.append((m, False))
+                continue
+            m._fastlic_f64_depth = 1
+            m.to(PARAM_DTYPE)
+            converted.append((m, True))
+        yield
+    finally:
+        for m, restore in reversed(converted):
+            m._fastlic_f64_depth -= 1
+            if restore:
+                m.to(torch.float32)
+
+
+def to_param(t: torch.Tensor) -> torch.Tensor:
+    """A tensor entering the parameter path (latents, hyper-latents) as float64."""
+    return t.to(PARAM_DTYPE)
+
+
+# ---------------------------------------------------------------------------------------------- exact elementwise math
+# Cody-Waite split of ln 2 (fdlibm): k * LN2_HI is exact for |k| < 2**11
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_INV_LN2 = 1.44269504088896338700e00
+_EXP_TERMS = 14  # Taylor degree 13 on |r| <= ln2 / 2: truncation error < 1e-17
+
+
+def exp(x: torch.Tensor) -> torch.Tensor:
+    """exp of a float64 tensor with IEEE basic operations only, hence bit-identical on any machine.
+
+    Range reduction ``x = k ln2 + r`` (Cody-Waite), a Horner polynomial in ``r``, and an exact scaling by 2**k
+    built from its bit pattern. Arguments are clamped to [-708, 709] (the normal range). Relative error ~2e-16.
+    """
+    x = x.to(torch.float64).clamp(-708.0, 709.0)
+    k = torch.round(x * _INV_LN2)
+    r = (x - k * _LN2_HI) - k * _LN2_LO
+    p = torch.full_like(r, 1.0 / math.factorial(_EXP_TERMS - 1))
+    for n in range(_EXP_TERMS - 2, -1, -1):
+        p = p * r + 1.0 / math.factorial(n)
+    scale = ((k.to(torch.int64) + 1023) << 52).view(torch.float64)
+    return p * scale
+
+
+# erfc(z) ~ t exp(-z^2 + P(t)), t = 1 / (1 + z / 2): Chebyshev fit, relative error < 1.2e-7 for every z >= 0
+# (W. H. Press et al., Numerical Recipes in C, 2nd ed., §6.2, "erfcc")
+_ERFC_P = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807, -1.13520398, 1.48851587,
+           -0.82215223, 0.17087277)
+
+
+def erfc(x: torch.Tensor) -> torch.Tensor:
+    """Complementary error function with IEEE basic operations only (see :func:`exp`); relative error < 1.2e-7.
+
+    Accurate enough for coding distributions (rows are quantized to 2**-24 anyway); it is used where encoder and
+    decoder must compute the same bits, not where a likelihood is estimated.
+    """
+    x = x.to(torch.float64)
+    z = x.abs()
+    t = 1.0 / (1.0 + 0.5 * z)
+    poly = torch.full_like(t, _ERFC_P[-1])
+    for c in reversed(_ERFC_P[:-1]):
+        poly = poly * t + c
+    ans = t * exp(poly - z * z)
+    return torch.where(x >= 0, ans, 2.0 - ans)
+
+
+_SQRT1_2 = 0.70710678118654752440
+
+
+def ndtr(x: torch.Tensor) -> torch.Tensor:
+    """Standard normal CDF from :func:`erfc` (bit-identical on any machine)."""
+    return 0.5 * erfc(-_SQRT1_2 * x.to(torch.float64))
