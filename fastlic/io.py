@@ -124,6 +124,9 @@ def atomic_output(path, overwrite: bool = True):
         raise FastlicError(f"{path}: is a directory")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # the permissions of an ordinary new file, not mkstemp's 0600
     try:
         yield Path(tmp)
         if overwrite:

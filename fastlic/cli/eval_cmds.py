@@ -68,6 +68,28 @@ def register(sub):
     p.add_argument("--max-bpp", type=float, help="draw points up to this rate only")
     p.set_defaults(func=cmd_plot)
 
+    p = sub.add_parser("report", help="one self-contained HTML page: RD curves, BD-rates, crops at equal size",
+                       description="Write one HTML page (images embedded, no network) with the RD curves of the "
+                                   "results files, their BD-rates against --anchor, and, with --images, the same "
+                                   "crop of a few images from the original and from each codec at the file size "
+                                   "closest to fastlic's (needs the 'eval' extra for the crops).")
+    p.add_argument("results", nargs="+", metavar="RESULTS.json")
+    p.add_argument("-o", "--output", required=True, metavar="HTML")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output file")
+    p.add_argument("--anchor", metavar="NAME", help="curve the BD-rates are taken against: its name or file stem "
+                                                    "(default: the first file)")
+    p.add_argument("--images", metavar="DIR", help="folder of the images to show crops of (e.g. the dataset)")
+    p.add_argument("--image", action="append", default=[], metavar="NAME",
+                   help="an image of --images to show (repeatable; default: the first --num-images by name)")
+    p.add_argument("--num-images", type=int, default=2, metavar="N", help="how many images (default 2)")
+    p.add_argument("--crop", type=int, default=192, metavar="PX", help="side of the crops (default 192)")
+    p.add_argument("--zoom", type=int, default=2, help="crops are shown this many times larger (default 2)")
+    p.add_argument("--model", help="fastlic model whose file size the crops match (default: the bundled default)")
+    p.add_argument("--checkpoint", help="weights of that model")
+    p.add_argument("--quality", type=float, help="its quality (default: the middle)")
+    p.add_argument("--title", default="fastlic report")
+    p.set_defaults(func=cmd_report)
+
 
 #: what each command imports beyond the runtime dependencies
 EVAL_MODULES = ("imagecodecs", "matplotlib", "pytorch_msssim", "tqdm")
@@ -161,4 +183,16 @@ def cmd_plot(args):
                   anchors=[load_results(f) for f in anchor_files], title=args.title,
                   max_bpp=args.max_bpp)
     print(f"wrote {out}")
+    return 0
+
+
+def cmd_report(args):
+    require("fastlic report", PLOT_MODULES if args.images is None else EVAL_MODULES)
+    from ..evaluation.report import build_report
+
+    out = build_report(args.results, args.output, anchor=args.anchor, images_dir=args.images,
+                       image_names=args.image, num_images=args.num_images, crop=args.crop, zoom=args.zoom,
+                       model=args.model, checkpoint=args.checkpoint, quality=args.quality, title=args.title,
+                       overwrite=args.force)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
     return 0
