@@ -1,0 +1,126 @@
+"""Another machine on this machine: files encoded under one configuration decode under every other one.
+
+Each configuration is a separate process (tests/portability_worker.py) with its own PyTorch kernels: SIMD level
+(``ATEN_CPU_CAPABILITY=default|avx2|avx512``), oneDNN on/off, 1/2/3 intra-op threads, and the float64 parameter
+path on PyTorch's own grouped convolution instead of fastlic's. Every family is covered: MLIC++ (tiny random,
+tiled, the bundled default, and the full model with the fixture weights as a converted checkpoint, once),
+eContextformer (tiny random, the paper configuration, the bundled small model), on crops of a photo the suite
+does not otherwise use, with odd sizes. Each decode must pass the header and checksum checks (identical coded
+integers, see fastlic.numerics) and give the pixels of the encoder-side decoder within the bound of
+:func:`fastlic.testing.assert_same_pixels`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fastlic.testing import REPO, assert_same_pixels, require_shared
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from portability_worker import CASES, FULL  # noqa: E402
+
+WORKER = Path(__file__).resolve().parent / "portability_worker.py"
+
+
+def _cpu_flags() -> set:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _configs() -> dict:
+    flags, native = _cpu_flags(), torch.backends.cpu.get_cpu_capability()
+    cfg = {"threads-1": {"FASTLIC_TEST_THREADS": "1"}, "threads-3": {"FASTLIC_TEST_THREADS": "3"},
+           "simd-default": {"ATEN_CPU_CAPABILITY": "default"}, "no-onednn": {"FASTLIC_TEST_MKLDNN": "0"},
+           "torch-kernels": {"FASTLIC_TEST_TORCH_KERNELS": "1"}}
+    if "avx2" in flags and native != "AVX2":
+        cfg["simd-avx2"] = {"ATEN_CPU_CAPABILITY": "avx2"}
+    if "avx512f" in flags and native != "AVX512":
+        cfg["simd-avx512"] = {"ATEN_CPU_CAPABILITY": "avx512"}
+    return cfg
+
+
+CONFIGS = _configs()
+#: the second encoder, and the decoder of the full MLIC++: every lever foreign at once
+FOREIGN = {"ATEN_CPU_CAPABILITY": "default", "FASTLIC_TEST_MKLDNN": "0", "FASTLIC_TEST_THREADS": "1"}
+
+
+def _run(args, env_extra):
+    env = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS")}
+    env.update(env_extra)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    r = subprocess.run([sys.executable, str(WORKER), *args], env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def matrix(tmp_path_factory):
+    """Run every process once: -> {(encoder, decoder): folder of decodes}, encoders' folders."""
+    require_shared("data", "train", "wikipedia", "049.png")
+    full = bool(sorted((Path(os.environ.get("FASTLIC_SHARED", REPO.parent / "shared")) / "fixtures" / "mlicpp")
+                       .glob("ref_new_*.pt")))
+    root = tmp_path_factory.mktemp("portability")
+    enc_native, enc_foreign = root / "enc-native", root / "enc-foreign"
+    _run(["encode", str(enc_native)] + (["--full"] if full else []), {"FASTLIC_TEST_THREADS": "2"})
+    _run(["encode", str(enc_foreign)], FOREIGN)
+    out = {}
+    for name, env in CONFIGS.items():
+        out[("native", name)] = root / f"dec-{name}"
+        _run(["decode", str(enc_native), str(out[("native", name)])], env)
+    out[("foreign", "native")] = root / "dec-foreign-by-native"
+    _run(["decode", str(enc_foreign), str(out[("foreign", "native")])], {"FASTLIC_TEST_THREADS": "2"})
+    if full:
+        out[("native", "foreign")] = root / "dec-full-foreign"
+        _run(["decode", str(enc_native), str(out[("native", "foreign")]), "--only-full"], FOREIGN)
+    return out, {"native": enc_native, "foreign": enc_foreign}
+
+
+def _check(matrix, encoder, decoder, case):
+    out, enc = matrix
+    folder = out.get((encoder, decoder))
+    if folder is None or not (enc[encoder] / f"{case}.flic").exists():
+        pytest.skip("configuration or case not run on this machine")
+    err = folder / f"{case}.err"
+    assert not err.exists(), err.read_text()[-2000:]
+    decoded = np.load(folder / f"{case}.npy")
+    assert_same_pixels(decoded, np.load(enc[encoder] / f"{case}.npy"), f"{case} {encoder}->{decoder}")
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_decodes_under_another_configuration(matrix, config, case):
+    _check(matrix, "native", config, case)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_file_from_a_foreign_configuration_decodes_natively(matrix, case):
+    _check(matrix, "foreign", "native", case)
+
+
+@pytest.mark.parametrize("case", sorted(FULL))
+def test_full_mlicpp_decodes_with_every_lever_foreign(matrix, case):
+    _check(matrix, "native", "foreign", case)
+
+
+def test_the_configurations_really_differ(matrix):
+    """The processes ran with the kernels they were asked for (a matrix of identical processes proves nothing)."""
+    import json
+
+    out, _ = matrix
+    seen = {name: json.loads((out[("native", name)] / "config.json").read_text()) for name in CONFIGS}
+    assert seen["simd-default"]["capability"] == "DEFAULT"
+    assert seen["threads-1"]["threads"] == 1 and seen["threads-3"]["threads"] == 3
+    assert seen["no-onednn"]["mkldnn"] is False
+    if "simd-avx2" in seen:
+        assert seen["simd-avx2"]["capability"] == "AVX2"
