@@ -74,7 +74,7 @@ def _recrc(body: bytes) -> bytes:
     return body + struct.pack("<I", zlib.crc32(body))
 
 
-_NAME_END = 8 + 1 + 1 + len("mlicpp-tiny")
+_NAME_END = 4 + 1 + 1 + 4 + 1 + len("mlicpp-tiny")  # magic, version, flags, header length, name length, name
 #: offsets of the body fields after the model name
 _FIELDS = {"height": (16, "<I"), "width": (20, "<I"), "channels": (24, "<B"), "bit_depth": (25, "<B"),
            "pad": (26, "<H"), "mode": (36, "<B"), "tile_h": (37, "<I"), "tile_w": (41, "<I"), "overlap": (45, "<H"),
@@ -133,3 +133,22 @@ def test_random_bytes_never_crash(blob):
         unpack(b"FLIC\x01\x00" + blob)
     except FormatError:
         pass
+
+
+def test_version_1_files_are_refused_by_name():
+    """Files of fastlic 0.1 (format 1: a numeric mode bound to the encoder's CPU kernels) are refused with a
+    message that names the version and says what to do; the CLI prints it as one line."""
+    data = bytearray(pack(_file())[:-4])
+    data[4] = 1
+    with pytest.raises(FormatError, match=r"photo\.flic: \.flic format version 1 .* re-encode"):
+        unpack(_recrc(bytes(data)), "photo.flic")
+
+
+def test_numeric_modes_other_than_portable_are_refused():
+    from fastlic import numerics
+
+    for mode in (0, 1, 3, 255):
+        if mode == numerics.PORTABLE_MODE:
+            continue
+        with pytest.raises(FormatError, match=f"unknown numeric mode {mode}"):
+            unpack(_set(pack(_file()), "mode", mode))

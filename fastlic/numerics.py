@@ -57,6 +57,10 @@ def parameter_path(modules, enabled: bool = True):
         return
     converted = []
     try:
+        stack = contextlib.ExitStack()
+        # autocast would run convolutions and matmuls in bf16/fp16: never on the decisions' path
+        for device in ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",):
+            stack.enter_context(torch.autocast(device, enabled=False))
         for m in modules:
             if m is None or getattr(m, "_fastlic_f64_depth", 0):
                 if m is not None:
@@ -66,7 +70,8 @@ def parameter_path(modules, enabled: bool = True):
             m._fastlic_f64_depth = 1
             m.to(PARAM_DTYPE)
             converted.append((m, True))
-        yield
+        with stack:
+            yield
     finally:
         for m, restore in reversed(converted):
             m._fastlic_f64_depth -= 1

@@ -261,7 +261,7 @@ class GaussianMixtureConditional(nn.Module):
     def encode(self, encoder: Encoder, y, weights, means, scales, component_dim: int = 1) -> torch.Tensor:
         """Code ``round(y)``; -> the quantized values (in the parameters' dtype)."""
         q = torch.round(y) + 0.0  # + 0.0 turns -0.0 into 0.0, the value the decoder returns
-        flat = q.reshape(-1).long()
+        flat = q.reshape(-1).long().cpu()
         for start, stop, center, rows, offset in self._chunks(weights, means, scales, component_dim, encoder.guard):
             encoder.encode_rows((flat[start:stop] - center).numpy(), rows, offset)
         return q.to(means.dtype)
@@ -272,4 +272,4 @@ class GaussianMixtureConditional(nn.Module):
         sym = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
         shape = list(means.shape)
         del shape[component_dim]
-        return sym.to(means.dtype).reshape(shape)
+        return sym.to(device=means.device, dtype=means.dtype).reshape(shape)
