@@ -181,7 +181,7 @@ class GaussianMixtureConditional(nn.Module):
     """
 
     #: snapping grids of the coded mixture parameters (see :meth:`_rows`)
-    WEIGHT_STEPS = 1 << 12
+    WEIGHT_STEPS = 1 << 10
     MEAN_STEPS = 1 << 8
     SCALE_STEPS = 32
 
@@ -224,10 +224,10 @@ class GaussianMixtureConditional(nn.Module):
         """
         n, k = weights.shape
         w = torch.softmax(weights.detach().to("cpu", torch.float64), dim=1).numpy()
-        wq = np.maximum(guard.decide(*rounding_decision(w * self.WEIGHT_STEPS)), 1).reshape(n, k)
-        mq = guard.decide(*rounding_decision(means.detach().to("cpu", torch.float64).numpy() * self.MEAN_STEPS))
+        wq = np.maximum(guard.decide(*rounding_decision(w, self.WEIGHT_STEPS)), 1).reshape(n, k)
+        mq = guard.decide(*rounding_decision(means.detach().to("cpu", torch.float64).numpy(), self.MEAN_STEPS))
         s = np.maximum(scales.detach().to("cpu", torch.float64).numpy(), self.scale_bound)
-        ks = guard.decide(*rounding_decision(np.log2(s) * self.SCALE_STEPS))
+        ks = guard.decide(*rounding_decision(np.log2(s), self.SCALE_STEPS))
         wq = torch.from_numpy(wq).double()
         mu = torch.from_numpy(mq.reshape(n, k)).double() / self.MEAN_STEPS
         s = numerics.exp(torch.from_numpy(ks.reshape(n, k)).double() * (math.log(2) / self.SCALE_STEPS))

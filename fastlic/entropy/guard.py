@@ -89,11 +89,14 @@ def nearest_boundary(values: np.ndarray, d: np.ndarray, bounds: np.ndarray):
     return np.where(use_hi, d, d - 1), np.where(use_hi, dist_hi, dist_lo)
 
 
-def rounding_decision(u: np.ndarray):
-    """Guard inputs of ``d = round(u)`` (half to even): -> (d, nearest boundary index, relative distance).
-    Boundary ``j`` is ``j + 0.5``; the distance is relative to ``max(1, |u|)``."""
-    u = np.asarray(u, np.float64)
+def rounding_decision(v: np.ndarray, steps: float):
+    """Guard inputs of snapping ``v`` to multiples of ``1 / steps``, ``d = round(v * steps)`` (half to even):
+    -> (d, nearest boundary index, relative distance). Boundary ``j`` is ``(j + 0.5) / steps``; the distance is
+    measured in ``v``'s own units relative to ``max(1, |v|)``, the scale of ``v``'s float noise (an absolute
+    error of ~1e-16 for |v| <= 1, a relative one above)."""
+    v = np.asarray(v, np.float64)
+    u = v * steps
     d = np.round(u)
     j = np.floor(u)  # the half-integer boundary nearest to u is floor(u) + 0.5
-    dist = np.abs(u - (j + 0.5)) / np.maximum(1.0, np.abs(u))
+    dist = np.abs(u - (j + 0.5)) / (steps * np.maximum(1.0, np.abs(v)))
     return d.astype(np.int64), j.astype(np.int64), dist
