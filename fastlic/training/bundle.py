@@ -69,11 +69,15 @@ def stages_of(meta: dict) -> list[dict]:
 
 
 def _earlier_stages(meta: dict, config: dict) -> list[dict]:
-    """The stages a run warm-started from: recorded by the trainer, or read from the ``--init`` file when none
-    were recorded (runs that predate that record, or whose ``--init`` was a state.pt written before states
-    carried metadata)."""
+    """The stages a run warm-started from, read again from its ``--init`` file when that file is still there
+    (:func:`fastlic.training.state.init_weights` follows the chain of warm starts back to the start, so a record
+    that lost a stage, as the eContextformer's once did, is completed), else as the trainer recorded them."""
     init = config.get("init")
     recorded = list(meta.get("stages_before") or [])
+    if init and Path(init).is_file():
+        from .state import init_weights  # noqa: PLC0415
+
+        return stages_of(init_weights(init)[1])
     if recorded or not init:
         return recorded
     if not Path(init).is_file():

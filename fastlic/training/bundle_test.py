@@ -102,3 +102,28 @@ def test_command_line_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "lost/state.pt: no such file; the run warm-started from it" in err and "Traceback" not in err
     assert not (tmp_path / "w").exists()
+
+
+def test_bundle_follows_the_chain_of_warm_starts_back_to_the_start(tmp_path):
+    """The eContextformer's lost stage: run B warm-started from an old state A that predates metadata, and
+    recorded no earlier stage (its trainer predated the record); run C warm-started from B's state and
+    recorded only B. The card must count A, B and C."""
+    a, b, c, dest = (tmp_path / n for n in ("ecf-vr", "ecf-vr2", "ecf-vr3", "weights"))
+    for d in (a, b, c):
+        d.mkdir()
+    torch.manual_seed(0)
+    model = create_model("mlicpp-tiny", N=16, M=16)
+    torch.save({"model": model.state_dict(), "step": 5024, "wall_s": 3600.0}, a / "state.pt")
+    torch.save({"model": model.state_dict(), "step": 1050, "wall_s": 1332.0, "config": {"init": str(a / "state.pt")},
+                "meta": {"step": 1050, "train_wall_s": 1332.0, "run": "ecf-vr2", "stages_before": []}}, b / "state.pt")
+    save_checkpoint(c / "best.pt", model, {"step": 1400, "train_wall_s": 988.0, "run": "ecf-vr3",
+                                           "stages_before": [{"steps": 1050, "wall_s": 1332.0, "run": "ecf-vr2"}]})
+    (c / "config.json").write_text(json.dumps({"init": str(b / "state.pt")}))
+    card = json.loads(bundle(c, dest).with_suffix(".json").read_text())
+    assert [(st["steps"], st["run"]) for st in card["training"]["stages"]] == [
+        (5024, "ecf-vr"), (1050, "ecf-vr2"), (1400, "ecf-vr3")]
+    assert card["training"]["steps"] == 7474
+    # and a new run warm-started from C's weights records the whole chain before it
+    from fastlic.training.state import init_weights
+
+    assert [st["steps"] for st in init_weights(c / "best.pt")[1]["stages_before"]] == [5024, 1050]

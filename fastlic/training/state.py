@@ -80,18 +80,45 @@ def load_state(path) -> dict:
         raise CheckpointError(f"{path}: not a readable training state ({type(exc).__name__})") from None
 
 
-def init_weights(path) -> tuple[dict, dict]:
+def init_weights(path, _seen: frozenset = frozenset()) -> tuple[dict, dict]:
     """Weights and metadata to warm-start a run (``--init``): a fastlic checkpoint (``best.pt``, a bundled
     file) or another run's ``state.pt``, whose weights are the latest of that run (e.g. stopped between
-    validations). -> (state_dict, meta)."""
+    validations). -> (state_dict, meta).
+
+    The metadata's ``stages_before`` (the training behind the weights) follows the chain of warm starts back to
+    the start: a file that recorded none although its run warm-started itself (runs written before the record
+    existed, or whose own ``--init`` predated it) gets the stages of that run's ``--init`` file, recursively;
+    while that file exists it is read again even where a record exists (a record may have lost a stage). A
+    missing link with nothing recorded is an error, since the budget could not be counted."""
     path = Path(path)
     if path.name != STATE_FILE:
         ckpt = read_checkpoint(path)
-        return ckpt["state_dict"], ckpt.get("meta", {})
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such training state")
-    st = load_state(path)
-    meta = st.get("meta")
-    if meta is None:  # states written before runs recorded their metadata: their step and clock are the record
-        meta = {"step": int(st["step"]), "train_wall_s": float(st.get("wall_s", 0.0)), "run": path.parent.name}
-    return st["model"], meta
+        weights, meta = ckpt["state_dict"], dict(ckpt.get("meta", {}))
+        run_config = path.parent / "config.json"
+        own_init = meta.get("init")
+        if own_init is None and run_config.is_file() and not meta.get("stages"):
+            import json  # noqa: PLC0415
+
+            own_init = json.loads(run_config.read_text()).get("init")
+    else:
+        if not path.is_file():
+            raise CheckpointError(f"{path}: no such training state")
+        st = load_state(path)
+        weights = st["model"]
+        meta = st.get("meta")
+        if meta is None:  # states written before runs recorded their metadata: their step and clock are the record
+            meta = {"step": int(st["step"]), "train_wall_s": float(st.get("wall_s", 0.0)), "run": path.parent.name}
+        meta = dict(meta)
+        own_init = meta.get("init") or (st.get("config") or {}).get("init")
+    if own_init and not meta.get("stages"):
+        key = str(path.resolve())
+        if str(Path(own_init).resolve()) in _seen | {key}:
+            raise CheckpointError(f"{path}: its chain of warm starts loops back to {own_init}")
+        if Path(own_init).is_file():  # the source of truth while it exists: a record may have lost a stage
+            from .bundle import stages_of  # noqa: PLC0415
+
+            meta["stages_before"] = stages_of(init_weights(own_init, _seen | {key})[1])
+        elif not meta.get("stages_before"):
+            raise CheckpointError(f"{own_init}: no such file; {path} warm-started from it, and it is needed to count "
+                                  "the training budget of these weights")
+    return weights, meta

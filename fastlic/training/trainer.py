@@ -203,6 +203,7 @@ class Trainer:
                 "batch_size": self.cfg.batch_size, "crop": self.cfg.crop, "lambda": list(self.cfg.lmbda),
                 "metric": self.cfg.metric,
                 "data": [str(d) for d in self.cfg.data], "run": self.out.name, "stages_before": self.stages_before,
+                "init": str(self.cfg.init) if self.cfg.init else None,
                 **(extra or {})}
 
     # ------------------------------------------------------------------ steps
