@@ -40,7 +40,6 @@ def _child(a):
         torch.manual_seed(0)
         model = fastlic.create_model(a.model).eval()
         model.update()
-    model.coding_threads = a.coding_threads
     t0 = time.perf_counter()
     if a.step == "encode":
         w, h = map(int, a.size.split("x"))
@@ -63,7 +62,6 @@ def _child(a):
 
 def _run(args, step, size, file, tile):
     cmd = [sys.executable, __file__, "--child", step, "--size", size, "--file", file, "--threads", str(args.threads),
-           "--coding-threads", str(args.coding_threads),
            "--max-memory", str(args.max_memory), "--source", args.source]
     cmd += ["--checkpoint", args.checkpoint] if args.checkpoint else ["--model", args.model]
     if tile:
@@ -83,7 +81,6 @@ def main(argv=None):
     p.add_argument("--checkpoint")
     p.add_argument("--sizes", nargs="+", default=["3840x2160"])
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--coding-threads", type=int, default=1, help="threads of the deterministic path (numeric mode)")
     p.add_argument("--tile", type=int)
     p.add_argument("--max-memory", type=float, default=6.0, help="GiB, the encoder's tiling ceiling")
     p.add_argument("--compare-untiled", action="store_true", help="also code without tiles (rate cost of tiling)")
@@ -119,7 +116,6 @@ def main(argv=None):
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr)
     summary = {"model": a.checkpoint or f"{a.model} (random weights, seed 0)", "threads": a.threads,
-               "coding_threads": a.coding_threads,
                "machine": f"{os.cpu_count()}-core {platform.machine()} CPU, {platform.python_version()}",
                "load_average_at_end": os.getloadavg(), "command": "python " + " ".join(sys.argv), "rows": rows}
     if a.output:
