@@ -181,7 +181,7 @@ class GaussianMixtureConditional(nn.Module):
     """
 
     #: snapping grids of the coded mixture parameters (see :meth:`_rows`)
-    WEIGHT_STEPS = 1 << 10
+    WEIGHT_STEPS = 1 << 8
     MEAN_STEPS = 1 << 8
     SCALE_STEPS = 32
 
