@@ -224,8 +224,14 @@ def flags(args):
             "flags": sum(r["flags"] for r in rows), "guard_bits": total_bits,
             "guard_share_of_files": total_bits / 8 / total_bytes,
             "largest_share_one_file": max(r["guard_bits"] / 8 / r["bytes"] for r in rows), "rows": rows}
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(report, indent=1))
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.models and out.exists():  # a partial re-run replaces only its models' entries
+        old = json.loads(out.read_text())
+        old["models"].update(report["models"])
+        old.setdefault("reruns", []).append({"command": report["command"], "models": args.models})
+        report = old
+    out.write_text(json.dumps(report, indent=1))
 
 
 def main():
