@@ -21,8 +21,11 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a model on a folder of images",
                               description="Train a fastlic model (see docs/training.md).")
     p.add_argument("--model", help="registered model name (fastlic models: see 'fastlic info --models')")
-    p.add_argument("--data", nargs="+", metavar="DIR", help="folder(s) of training images (searched recursively)")
-    p.add_argument("--val", nargs="+", metavar="DIR", help="folder(s) of held-out validation images")
+    p.add_argument("--data", nargs="+", metavar="DIR",
+                   help="folder(s) of training images (searched recursively) or glob patterns ('wiki/0[0-3]?.png')")
+    p.add_argument("--data-weights", type=int, nargs="+", metavar="K",
+                   help="times each --data source's images appear per epoch (default 1 each)")
+    p.add_argument("--val", nargs="+", metavar="DIR", help="folder(s) or glob patterns of held-out validation images")
     p.add_argument("--lambda", dest="lmbda", type=float, nargs="+", metavar="L",
                    help="rate-distortion trade-off; several values train a variable-rate model")
     p.add_argument("--metric", choices=["mse", "ms-ssim"])
@@ -44,7 +47,8 @@ def register(subparsers) -> None:
 
 
 def _options(args) -> dict:
-    opts = {k: getattr(args, k) for k in ("model", "data", "val", "lmbda", "metric", "out", "steps", "batch_size",
+    opts = {k: getattr(args, k) for k in ("model", "data", "data_weights", "val", "lmbda", "metric", "out", "steps",
+                                          "batch_size",
                                           "crop", "lr", "workers", "val_interval", "device", "threads", "seed", "init")}
     return {k: v for k, v in opts.items() if v is not None}
 
@@ -68,9 +72,17 @@ def run(args) -> int:
     for key, what in (("model", "--model"), ("data", "--data")):
         if not getattr(cfg, key):
             raise TrainingError(f"{what} is required (or a --config that sets it)")
-    for folder in [*cfg.data, *cfg.val]:
-        if not Path(folder).is_dir():
-            raise TrainingError(f"{folder}: not a directory")
+    from ..training.data import list_images  # noqa: PLC0415
+
+    for source in [*cfg.data, *cfg.val]:
+        try:
+            list_images(source)
+        except FileNotFoundError as exc:
+            raise TrainingError(str(exc)) from None
+    try:
+        list_images(cfg.data, cfg.data_weights)
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
     if not args.resume and (Path(cfg.out) / "state.pt").exists():
         raise TrainingError(f"{cfg.out} already holds a run; pass --resume to continue it or choose another --out")
     try:

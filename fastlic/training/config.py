@@ -21,7 +21,8 @@ except ModuleNotFoundError:  # Python 3.10
 class TrainConfig:
     model: str = "mlicpp-tiny"
     model_config: dict = field(default_factory=dict)  # keyword overrides for the registry factory
-    data: list = field(default_factory=list)  # training image folder(s)
+    data: list = field(default_factory=list)  # training image folder(s) or glob patterns
+    data_weights: list = field(default_factory=list)  # repeats per data source (default 1 each)
     val: list = field(default_factory=list)   # held-out folder(s); empty: no validation
     out: str = "runs/train"
     lmbda: list = field(default_factory=lambda: [0.0067])  # one λ, or one per rate point (variable rate)

@@ -78,3 +78,28 @@ def test_loader_resumes_at_a_step_with_workers(folder):
     assert len(full) == 4 and len(tail) == 2
     for (xa, ra), (xb, rb) in zip(full[2:], tail):
         assert torch.equal(xa, xb) and torch.equal(ra, rb)
+
+
+def test_glob_sources_and_weights(tmp_path):
+    """A glob pattern splits a folder (training vs held-out photos) and a weight repeats a source per epoch."""
+    import numpy as np
+    import pytest
+    from PIL import Image
+
+    a, b = tmp_path / "bsds", tmp_path / "wiki"
+    a.mkdir()
+    b.mkdir()
+    for i in range(3):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(a / f"{i}.jpg")
+    for i in range(6):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(b / f"{i:03d}.png")
+    train = list_images([a, b / "00[0-3].png"], [1, 2])
+    assert [p.name for p in train] == ["0.jpg", "1.jpg", "2.jpg"] + ["000.png", "001.png", "002.png", "003.png"] * 2
+    assert [p.name for p in list_images(str(b / "00[45].png"))] == ["004.png", "005.png"]
+    with pytest.raises(ValueError, match="weights"):
+        list_images([a, b], [1])
+    with pytest.raises(FileNotFoundError, match="no image matches"):
+        list_images(str(b / "9*.png"))
+    ds = CropDataset(train, seed=0)
+    epoch = sorted(ds.image_for(s) for s in range(len(train)))
+    assert epoch == list(range(len(train)))  # an epoch visits every (repeated) entry once

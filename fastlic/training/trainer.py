@@ -140,7 +140,7 @@ class Trainer:
             self._load(self.out / state.STATE_FILE)
         self.net = distributed.wrap(self.raw, self.info, self.device)
 
-        self.files = list_images(cfg.data)
+        self.files = list_images(cfg.data, cfg.data_weights)
         self.val = ValidationImages(list_images(cfg.val), cfg.val_images or None) if cfg.val else None
         self.crops = CropSchedule(cfg.crop)
         self.log = None
