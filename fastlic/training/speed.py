@@ -29,6 +29,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--lambdas", type=int, default=5, help="rate points of a variable-rate model")
+    p.add_argument("--amp", default="off", choices=["auto", "off", "bf16", "fp16"], help="autocast precision")
+    p.add_argument("--channels-last", default="off", choices=["auto", "on", "off"])
     p.add_argument("--out", default="/tmp/fastlic-speed")
     args = p.parse_args(argv)
     lmbda = [0.0035 * 2 ** i for i in range(args.lambdas)] if args.model.endswith("-vr") else [0.013]
@@ -36,7 +38,8 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory() as data:
         cfg = make_config(model=args.model, data=[data], out=args.out, lmbda=lmbda, batch_size=args.batch_size,
-                          crop=args.crop, threads=args.threads, device=args.device, tensorboard=False)
+                          crop=args.crop, threads=args.threads, device=args.device, tensorboard=False,
+                          amp=args.amp, channels_last=args.channels_last)
         trainer = Trainer(cfg, quiet=True)
         times = []
         for _ in range(args.steps + 1):
@@ -49,7 +52,8 @@ def main(argv=None) -> int:
             times.append(time.perf_counter() - t)
         trainer.close()
     print(json.dumps({"model": args.model, "batch_size": args.batch_size, "crop": args.crop,
-                      "threads": args.threads, "device": str(trainer.device),
+                      "threads": args.threads, "device": str(trainer.device), "amp": args.amp,
+                      "channels_last": args.channels_last,
                       "s_per_step": round(statistics.median(times[1:]), 3),
                       "machine": f"{platform.machine()}, torch {torch.__version__}"}))
     return 0
