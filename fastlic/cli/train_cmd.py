@@ -40,6 +40,9 @@ def register(subparsers) -> None:
     p.add_argument("--val-interval", type=int, help="steps between validations")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, help="torch intra-op threads per process")
+    p.add_argument("--amp", choices=["auto", "off", "bf16", "fp16"],
+                   help="autocast precision of the transforms and context models (entropy models stay float32); "
+                        "auto: bf16 on CUDA, float32 on the CPU")
     p.add_argument("--seed", type=int)
     p.add_argument("--init", metavar="CKPT", help="start from the weights of a fastlic checkpoint or of another run's state.pt (fresh optimizers)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
@@ -49,7 +52,8 @@ def register(subparsers) -> None:
 def _options(args) -> dict:
     opts = {k: getattr(args, k) for k in ("model", "data", "data_weights", "val", "lmbda", "metric", "out", "steps",
                                           "batch_size",
-                                          "crop", "lr", "workers", "val_interval", "device", "threads", "seed", "init")}
+                                          "crop", "lr", "workers", "val_interval", "device", "threads", "seed", "init",
+                                          "amp")}
     return {k: v for k, v in opts.items() if v is not None}
 
 
@@ -89,10 +93,12 @@ def run(args) -> int:
         trainer = Trainer(cfg, resume=args.resume, quiet=args.quiet)
     except (KeyError, ValueError, RunLocked) as exc:
         raise TrainingError(str(exc).strip("'\"")) from None
+    if trainer.info.is_main and not args.quiet:
+        print(f"training {cfg.model} on {trainer.device}: {trainer.precision}")
     try:
         result = trainer.fit()
     finally:
         trainer.close()
     if trainer.info.is_main and not args.quiet:
-        print(f"trained to step {result['step']}; run directory {cfg.out}")
+        print(f"trained to step {result['step']} ({trainer.precision}); run directory {cfg.out}")
     return 0

@@ -113,6 +113,9 @@ class Trainer:
         if amp not in ("off", "bf16", "fp16"):
             raise ValueError(f"amp must be auto, bf16, fp16 or off, not {cfg.amp!r}")
         self.amp_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+        #: what `fastlic train` reports
+        self.precision = ("float32" if amp == "off" else f"{amp} autocast, entropy models float32") + \
+            (", channels_last" if self.channels_last else "")
         if self.amp_dtype is not None:
             _entropy_models_in_fp32(self.raw, self.device.type)
         self.raw.train()
