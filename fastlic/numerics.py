@@ -6,7 +6,7 @@ summed in other orders, vectorized ``exp``/``erf`` differ by an ulp), so the des
 here once for all codecs (the argument of correctness is in docs/format.md, "Portable decoding"):
 
 1. **The entropy-parameter path runs in float64** (:func:`parameter_path`): hyper synthesis, context models,
-   LRP, parameter networks. With float64 the difference between two configurations stays ~1e-14 relative
+   LRP, parameter networks. With float64 the difference between two configurations stays <= 1.0e-13 relative
    (measured: ``benchmarks/portability.py``, docs/results.md), seven orders of magnitude below float32's.
    It runs with the caller's threads and device; nothing is pinned. The analysis and synthesis transforms stay
    float32 (or faster): they only produce the encoder's latents and the decoder's pixels.
@@ -14,7 +14,7 @@ here once for all codecs (the argument of correctness is in docs/format.md, "Por
    decision (a scale-table index; a snapped mixture weight, mean or scale) whose float64 input lies within a
    relative margin :data:`GUARD_EPS` of a decision boundary is flagged by the encoder, and the side it took is
    sent in the stream (one bit plus its position). Every other decision is ``GUARD_EPS`` (~1e-9) away from a
-   boundary, about 10^4-10^5 times the largest cross-configuration difference measured, so the decoder takes it
+   boundary, 9e3 to 1.7e5 times the largest cross-configuration difference measured, so the decoder takes it
    identically. Symbols themselves are never re-decided: the decoder reads them.
 3. **What comes after a snapped decision is computed exactly**: integer tables stored in the checkpoint, and for
    the Gaussian mixture a probability row computed from snapped (exact) parameters with IEEE basic operations

@@ -13,7 +13,7 @@ sides see the same nearest boundary when their values differ by far less than th
 Argument of correctness: if the decoder's ``v'`` satisfies ``|v' - v| < GUARD_EPS |v|``, an unflagged decision
 has ``v`` at relative distance ``>= GUARD_EPS`` from every boundary, so ``v'`` lies on the same side of each and
 ``Q(v') = Q(v)``; a flagged decision is taken from the stream. The measured cross-configuration difference is
-~1e-14 relative (docs/results.md), ``GUARD_EPS`` ~9.3e-10.
+at most 1.0e-13 (docs/results.md#portable-decoding), ``GUARD_EPS`` ~9.3e-10.
 
 Each decision site supplies ``(d, j, dist)``: its own decision, the index of the boundary nearest to ``v``
 (boundary ``j`` separates decisions ``j`` and ``j + 1``) and the relative distance to it.
