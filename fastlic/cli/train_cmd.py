@@ -42,7 +42,7 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, help="torch intra-op threads per process")
     p.add_argument("--amp", choices=["auto", "off", "bf16", "fp16"],
                    help="autocast precision of the transforms and context models (entropy models stay float32); "
-                        "auto: bf16 on CUDA, float32 on the CPU")
+                        "auto: bf16 on CUDA and on CPUs with native bf16 (AMX, AVX512-BF16), else float32")
     p.add_argument("--seed", type=int)
     p.add_argument("--init", metavar="CKPT", help="start from the weights of a fastlic checkpoint or of another run's state.pt (fresh optimizers)")
     p.add_argument("--quiet", action="store_true", help="no progress line")

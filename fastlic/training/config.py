@@ -39,7 +39,7 @@ class TrainConfig:
     warmup: int = 0
     min_lr_factor: float = 0.0
     clip_grad: float = 1.0       # max gradient norm; 0 disables clipping
-    amp: str = "auto"            # auto (bf16 on CUDA, off on CPU), bf16, fp16, off
+    amp: str = "auto"            # auto (bf16 on CUDA and on CPUs with AMX/AVX512-BF16, else off), bf16, fp16, off
     channels_last: str = "auto"  # auto (on CUDA), on, off
     val_interval: int = 1000
     val_images: int = 24         # validation subset size (0: all)

@@ -54,6 +54,21 @@ def build_model(cfg: TrainConfig):
     return model
 
 
+def native_bf16_cpu() -> bool:
+    """Whether this CPU computes bf16 natively (AMX or AVX512-BF16, from /proc/cpuinfo; False elsewhere). There
+    ``amp="auto"`` trains with bf16 autocast: measured on an AVX512-BF16 CPU, 0.66x the time of float32 for the
+    same samples at a training loss higher by 0.13 % (docs/training.md#precision-on-the-cpu)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"amx_bf16", "avx512_bf16"})
+    except OSError:
+        pass
+    return False
+
+
 def _entropy_models_in_fp32(model: torch.nn.Module, device_type: str) -> None:
     """Run entropy models outside autocast, on float32 inputs (likelihoods need the precision), and keep the
     latent y in float32 (16-bit floats cannot hold y - mu to the precision rounding needs)."""
@@ -109,7 +124,7 @@ class Trainer:
         self.channels_last = cfg.channels_last == "on" or (cfg.channels_last == "auto" and cuda)
         if self.channels_last:
             self.raw = self.raw.to(memory_format=torch.channels_last)
-        amp = ("bf16" if cuda else "off") if cfg.amp == "auto" else cfg.amp
+        amp = ("bf16" if cuda or native_bf16_cpu() else "off") if cfg.amp == "auto" else cfg.amp
         if amp not in ("off", "bf16", "fp16"):
             raise ValueError(f"amp must be auto, bf16, fp16 or off, not {cfg.amp!r}")
         self.amp_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
