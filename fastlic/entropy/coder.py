@@ -54,6 +54,14 @@ _N_BITS_MODEL = _model.Uniform(32)
 _BIT_MODEL = _model.Uniform(2)
 
 
+def _give_remainder_to_top(counts: np.ndarray) -> np.ndarray:
+    """Add what the rows of ``counts`` lack to ``2**PRECISION`` to each row's first largest entry."""
+    deficit = _TOTAL - counts.sum(axis=-1)
+    top = counts.argmax(axis=-1)
+    np.put_along_axis(counts, top[..., None], np.take_along_axis(counts, top[..., None], -1) + deficit[..., None], -1)
+    return counts
+
+
 def quantize_pmf(pmf: np.ndarray) -> np.ndarray:
     """Quantize probability rows to positive integers that sum to ``2**PRECISION`` exactly.
 
@@ -72,10 +80,7 @@ def quantize_pmf(pmf: np.ndarray) -> np.ndarray:
     total = pmf.sum(axis=-1, keepdims=True)
     total = np.where(total > 0, total, 1.0)
     counts = np.floor(pmf / total * (_TOTAL - k)).astype(np.int64) + 1
-    deficit = _TOTAL - counts.sum(axis=-1)
-    top = counts.argmax(axis=-1)
-    np.put_along_axis(counts, top[..., None], np.take_along_axis(counts, top[..., None], -1) + deficit[..., None], -1)
-    return counts
+    return _give_remainder_to_top(counts)
 
 
 def quantize_pmf_exact(pmf: np.ndarray) -> np.ndarray:
@@ -93,10 +98,7 @@ def quantize_pmf_exact(pmf: np.ndarray) -> np.ndarray:
     a = np.floor(np.where(np.isfinite(pmf), np.clip(pmf, 0.0, 1.0), 0.0) * float(1 << 30)).astype(np.int64)
     total = np.maximum(a.sum(axis=-1, keepdims=True), 1)
     counts = a * (_TOTAL - k) // total + 1
-    deficit = _TOTAL - counts.sum(axis=-1)
-    top = counts.argmax(axis=-1)
-    np.put_along_axis(counts, top[..., None], np.take_along_axis(counts, top[..., None], -1) + deficit[..., None], -1)
-    return counts
+    return _give_remainder_to_top(counts)
 
 
 class SymbolTables:

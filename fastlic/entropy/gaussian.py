@@ -140,20 +140,20 @@ class GaussianConditional(TableOwner, nn.Module):
         over- or under-confident. ``snap="up"``: the smallest entry >= the scale, the MLIC++ reference's rule.
         Both are comparisons in float64 against float64 boundaries (float32 scales compare exactly as before).
         The coding paths take this decision through a guard (:meth:`guarded_indexes`)."""
-        s = torch.clamp(scales.detach().to("cpu", torch.float64), min=self._bound32()).contiguous()
-        return torch.searchsorted(self._bounds(), s, right=False)
+        _, d, _ = self._indexes(scales)
+        return torch.from_numpy(d).reshape(scales.shape)
 
-    def _bound32(self) -> float:
-        # the scale bound as float32 holds it (the likelihoods' LowerBound and the table's first entry)
-        return float(np.float32(self.scale_bound))
+    def _indexes(self, scales: torch.Tensor):
+        """-> (flattened float64 scales clamped at the bound, their indexes, the boundaries)."""
+        # the bound as float32 holds it (the likelihoods' LowerBound and the table's first entry)
+        s = np.maximum(scales.detach().to("cpu", torch.float64).numpy().ravel(), float(np.float32(self.scale_bound)))
+        bounds = self._bounds().numpy()
+        return s, np.searchsorted(bounds, s, side="left"), bounds
 
     def guarded_indexes(self, scales: torch.Tensor, guard) -> np.ndarray:
         """:meth:`build_indexes` as a guarded decision (:mod:`fastlic.entropy.guard`), flattened."""
-        s = np.maximum(scales.detach().to("cpu", torch.float64).numpy().ravel(), self._bound32())
-        bounds = self._bounds().numpy()
-        d = np.searchsorted(bounds, s, side="left")
-        j, dist = nearest_boundary(s, d, bounds)
-        return guard.decide(d, j, dist)
+        s, d, bounds = self._indexes(scales)
+        return guard.decide(d, *nearest_boundary(s, d, bounds))
 
     def encode(self, encoder: Encoder, y: torch.Tensor, scales: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
         """Code ``round(y - means)`` with the tables chosen by ``scales``; -> reconstructed values ``symbol + mean``."""
@@ -231,9 +231,11 @@ class GaussianMixtureConditional(nn.Module):
         wq = torch.from_numpy(wq).double()
         mu = torch.from_numpy(mq.reshape(n, k)).double() / self.MEAN_STEPS
         s = numerics.exp(torch.from_numpy(ks.reshape(n, k)).double() * (math.log(2) / self.SCALE_STEPS))
-        wsum = sum(wq[:, j] for j in range(1, k)) + wq[:, 0]
-        center = torch.round(sum((wq[:, j] * mu[:, j] for j in range(1, k)), wq[:, 0] * mu[:, 0]) / wsum)
-        reach = ((mu - center[:, None]).abs() + self.spread * s).max() if n else torch.ones(())
+        # integer weights times means on the 1/MEAN_STEPS grid: every product and partial sum is exact in float64,
+        # so these reductions give the same bits in any summation order
+        wsum = wq.sum(1)
+        center = torch.round((wq * mu).sum(1) / wsum)
+        reach = ((mu - center[:, None]).abs() + self.spread * s).max()
         half = int(min(max(math.ceil(float(reach)), 1), self.max_half_width))
         # edges between the 2W+3 bins (the outer two are the tails): c + m + 0.5 for m in [-W-1, W]
         edges = torch.arange(-half - 1, half + 1, dtype=torch.float64) + 0.5
