@@ -55,28 +55,26 @@ def parameter_path(modules, enabled: bool = True):
     if not enabled:
         yield
         return
-    converted = []
-    try:
-        stack = contextlib.ExitStack()
+    entered = []  # modules whose depth counter this call raised (the outermost use converts and restores)
+    with contextlib.ExitStack() as stack:
         # autocast would run convolutions and matmuls in bf16/fp16: never on the decisions' path
         for device in ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",):
             stack.enter_context(torch.autocast(device, enabled=False))
-        for m in modules:
-            if m is None or getattr(m, "_fastlic_f64_depth", 0):
-                if m is not None:
-                    m._fastlic_f64_depth += 1
-                    converted.append((m, False))
-                continue
-            m._fastlic_f64_depth = 1
-            m.to(PARAM_DTYPE)
-            converted.append((m, True))
-        with stack:
+        try:
+            for m in modules:
+                if m is None:
+                    continue
+                depth = getattr(m, "_fastlic_f64_depth", 0)
+                if depth == 0:
+                    m.to(PARAM_DTYPE)
+                m._fastlic_f64_depth = depth + 1
+                entered.append(m)
             yield
-    finally:
-        for m, restore in reversed(converted):
-            m._fastlic_f64_depth -= 1
-            if restore:
-                m.to(torch.float32)
+        finally:
+            for m in reversed(entered):
+                m._fastlic_f64_depth -= 1
+                if m._fastlic_f64_depth == 0:
+                    m.to(torch.float32)
 
 
 def to_param(t: torch.Tensor) -> torch.Tensor:
