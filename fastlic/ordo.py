@@ -52,7 +52,7 @@ def optimize_latents(model, x: torch.Tensor, lmbda: float, alpha0: float = 0.062
     if optimizer not in ("adam", "sgd"):
         raise ValueError("optimizer must be 'adam' or 'sgd'")
     with torch.no_grad():
-        y0 = model.g_a(x)
+        y0 = model.analysis(x)
         z0 = model.h_a(y0)
     y = y0.clone().requires_grad_(True)
     z = z0.clone().requires_grad_(True)
@@ -85,7 +85,7 @@ def coded_loss(model, x: torch.Tensor, streams, y_hat: torch.Tensor, lmbda: floa
     kodim01 at quality 0: the float comparison picked latents worse by 1e-5 in the 8-bit RD cost)."""
     h, w = size or x.shape[-2:]
     bits = 8 * sum(len(s) for s in streams)
-    rec = tensor_to_image(model.g_s(y_hat)[..., :h, :w])
+    rec = tensor_to_image(model.synthesis(y_hat)[..., :h, :w])
     return bits / (h * w) + lmbda * mse(tensor_to_image(x[..., :h, :w]), rec)  # mse is in 0..255 units
 
 
@@ -138,7 +138,7 @@ class OnlineRDO:
         if not ordo:
             if ordo_opts:
                 raise TypeError(f"unknown compress options {sorted(ordo_opts)} (they need ordo=True)")
-            y = self.g_a(x)
+            y = self.analysis(x)
             streams, _, checksum = self._encode_latents(y, self.h_a(y))
             return streams, checksum
         if "lmbda" not in ordo_opts:

@@ -17,6 +17,7 @@ import re
 import pytest
 import torch
 
+from fastlic import numerics
 from fastlic.contexts import checkerboard as ckbd
 from fastlic.models.mlicpp import MLICPlusPlus
 from fastlic.testing import reference_weights, shared_dir, weights_digest
@@ -38,7 +39,8 @@ def case(request):
     meta = R["meta"]
     sd = reference_weights(meta["keys_file"], meta["seed"])
     model = MLICPlusPlus.from_reference_state_dict(sd, variant=_variant(meta))
-    return R, sd, model
+    with numerics.precision("fp32"):  # conformance is a property of the exact mode (no bf16 transforms)
+        yield R, sd, model
 
 
 def maxdiff(a, b):
@@ -119,6 +121,13 @@ NAMES = {"local_context": "local_context", "global_intra_context": "global_intra
          "lrp_anchor": "lrp_anchor", "lrp_nonanchor": "lrp_nonanchor"}
 
 
+def _where_read(key, ref):
+    """The reference's output of module ``key`` at the positions where the coding step reads it: the entropy
+    parameters and the local context are computed only there (zeros elsewhere), the rest everywhere."""
+    part = {"ep_anchor": ckbd.anchor, "ep_nonanchor": ckbd.nonanchor, "local_context": ckbd.nonanchor}
+    return part.get(key.split(".")[1], lambda t: t)(ref)
+
+
 def _record(model):
     rec, handles = {}, []
     for name, mod in model.named_modules():
@@ -142,7 +151,7 @@ def test_contexts_and_parameters_teacher_forced(case):
     checked = 0
     for key, ours in rec.items():
         assert key in R, key
-        assert maxdiff(ours, R[key]) <= TOL, key
+        assert maxdiff(ours, _where_read(key, R[key])) <= TOL, key
         checked += 1
     assert checked == 8 * m.slice_num - 3  # no inter/intra/channel context for slice 0
     assert maxdiff(torch.cat([q.scales[i] for i in range(m.slice_num)], 1), R["fwd.scales"]) <= TOL
@@ -203,7 +212,7 @@ def test_end_to_end_forward(case):
     assert maxdiff(out["likelihoods"]["y"], R["fwd.y_likelihoods"]) <= TOL
     assert maxdiff(out["likelihoods"]["z"], R["fwd.z_likelihoods"]) <= TOL
     for key, ours in rec.items():
-        assert maxdiff(ours, R[key]) <= TOL, key
+        assert maxdiff(ours, _where_read(key, R[key])) <= TOL, key
 
 
 def test_symbols_and_indexes_match_reference(case):

@@ -69,3 +69,19 @@ def scatter(values: torch.Tensor, shape, anchors: bool) -> torch.Tensor:
     m = anchor_mask(shape[-2], shape[-1], values.device)[0, 0]
     out[0][:, m if anchors else ~m] = values
     return out
+
+
+def half(y: torch.Tensor, anchors: bool) -> torch.Tensor:
+    """One half of a ``[B, C, H, W]`` tensor as ``[B, C, n, 1]`` (the order of :func:`gather`), for networks that
+    are position-wise (1x1 convolutions) and only read at that half: half the work of the full map."""
+    m = anchor_mask(y.shape[-2], y.shape[-1], y.device)[0, 0]
+    return y[:, :, m if anchors else ~m].unsqueeze(-1)
+
+
+def unhalf(values: torch.Tensor, hw, anchors: bool) -> torch.Tensor:
+    """Inverse of :func:`half`: ``[B, C, H, W]`` with zeros at the other half."""
+    b, c = values.shape[:2]
+    m = anchor_mask(hw[0], hw[1], values.device)[0, 0]
+    out = values.new_zeros(b, c, hw[0], hw[1])
+    out[:, :, m if anchors else ~m] = values[..., 0]
+    return out

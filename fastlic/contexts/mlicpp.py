@@ -30,14 +30,20 @@ def _mlp_conv(dims, kernel: int, act=nn.GELU) -> nn.Sequential:
 
 class EntropyParameters(nn.Module):
     """Four 1x1 convolutions with GELU between (in -> 320 -> 256 -> 128 -> 2C by default).
-    Output channels: scales first, then means."""
+    Output channels: scales first, then means.
+
+    ``anchors=True/False`` computes them at that checkerboard half only (zeros at the other): the networks are
+    position-wise, and a step of the coding order (MLIC++ §3.1) reads its parameters at its own half only, so
+    the other half would be computed to be thrown away (the reference does)."""
 
     def __init__(self, in_dim: int, out_dim: int, hidden=(320, 256, 128)):
         super().__init__()
         self.fusion = _mlp_conv((in_dim, *hidden, out_dim), 1)
 
-    def forward(self, x):
-        return self.fusion(x)
+    def forward(self, x, anchors: bool | None = None):
+        if anchors is None:
+            return self.fusion(x)
+        return ckbd.unhalf(self.fusion(ckbd.half(x, anchors)), x.shape[-2:], anchors)
 
 
 class ChannelContext(nn.Module):
@@ -195,26 +201,39 @@ class LocalContext(nn.Module):
         self.norm2 = nn.LayerNorm(dim * 2)
         self.fusion = nn.Conv2d(dim, dim * 2, kernel_size=window_size)
 
-    def forward(self, x):
+    def forward(self, x, anchors: bool | None = None):
+        """The context at every position, or with ``anchors=False`` only where it is read: at the non-anchors
+        (zeros at the anchors), half the windows."""
         b, c, h, w = x.shape
-        k, L, nh, hd = self.window_size, h * w, self.num_heads, self.head_dim
+        k, nh, hd = self.window_size, self.num_heads, self.head_dim
         kk = k * k
-        t = self.norm1(x.reshape(b, c, L).permute(0, 2, 1))
+        t = self.norm1(x.reshape(b, c, h * w).permute(0, 2, 1))
         qkv = self.qkv_proj(t).reshape(b, h, w, 3, c).permute(0, 3, 4, 1, 2).reshape(b, 3 * c, h, w)
-        win = F.unfold(qkv, k, padding=(k - 1) // 2).permute(0, 2, 1)  # [B, L, 3*C*kk]
-        win = win.view(b, L, 3, c, kk).permute(2, 0, 1, 3, 4)  # [3, B, L, C, kk]
+        win = F.unfold(qkv, k, padding=(k - 1) // 2)  # [B, 3*C*kk, h*w]
+        mask = _local_mask(h, w, k).to(x.device)
+        if anchors is not None:
+            at = ckbd.anchor_mask(h, w, x.device).view(-1)
+            at = at if anchors else ~at
+            win, mask = win[:, :, at], mask[at]
+        L = win.shape[-1]
+        win = win.permute(0, 2, 1).reshape(b, L, 3, c, kk).permute(2, 0, 1, 3, 4)  # [3, B, L, C, kk]
         # interleaved head split: channel = d * nh + head
         q, kt, v = (t_.reshape(b, L, hd, nh, kk).permute(0, 1, 3, 4, 2) for t_ in win)  # [B, L, nh, kk, hd]
         attn = (q * self.scale) @ kt.transpose(-2, -1)
         bias = self.relative_position_table[_relative_position_index(k).view(-1)].view(kk, kk, nh)
         attn = attn + bias.permute(2, 0, 1).contiguous().unsqueeze(0).unsqueeze(1)
-        attn = attn + _local_mask(h, w, k).to(attn.device).unsqueeze(0).unsqueeze(2)
+        attn = attn + mask.unsqueeze(0).unsqueeze(2)
         attn = attn.softmax(dim=-1)
         out = (attn @ v).reshape(b, L, nh, k, k, hd).permute(0, 1, 3, 4, 2, 5)  # head-major merge
-        out = out.reshape(b * L, k, k, c).permute(0, 3, 1, 2)
-        out = self.proj(self.fusion(out).reshape(b, L, c * 2))
+        # the valid k x k convolution of one k x k patch is a linear map of its C*kk values
+        out = F.linear(out.reshape(b, L, kk, c).transpose(2, 3).reshape(b, L, c * kk),
+                       self.fusion.weight.reshape(c * 2, c * kk), self.fusion.bias)
+        out = self.proj(out)
         out = out + self.mlp(self.norm2(out))
-        return out.permute(0, 2, 1).reshape(b, c * 2, h, w)
+        out = out.permute(0, 2, 1)  # [B, 2C, L]
+        if anchors is None:
+            return out.reshape(b, c * 2, h, w)
+        return ckbd.unhalf(out.unsqueeze(-1), (h, w), anchors)
 
 
 class _Mlp(nn.Module):

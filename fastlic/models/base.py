@@ -53,6 +53,19 @@ class CompressionModel(nn.Module):
         super().__init__()
         self.config: dict = {}
 
+    # ------------------------------------------------------------------ transforms
+    def analysis(self, x: torch.Tensor) -> torch.Tensor:
+        """g_a; in evaluation on the machine's fast path (:func:`fastlic.numerics.run_transform`): it decides
+        nothing the decoder shares."""
+        return self.g_a(x) if self.training else numerics.run_transform(self.g_a, x)
+
+    def synthesis(self, y_hat: torch.Tensor) -> torch.Tensor:
+        """g_s of latents from either path (float64 from the parameter path, float32 in training); in evaluation
+        on the fast path, the same in ``forward``, ``decompress`` and the encoder's oRDO."""
+        if self.training:
+            return self.g_s(y_hat.to(torch.float32))
+        return numerics.run_transform(self.g_s, y_hat)
+
     # ------------------------------------------------------------------ padding
     def padded_size(self, h: int, w: int) -> tuple[int, int]:
         m = self.pad_multiple

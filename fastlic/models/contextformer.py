@@ -120,7 +120,7 @@ class Contextformer(MixtureHyperpriorCodec):
             outs = [self._forward(x[i:i + 1]) for i in range(x.shape[0])]
             return {"x_hat": torch.cat([o["x_hat"] for o in outs]),
                     "likelihoods": {k: torch.cat([o["likelihoods"][k].reshape(-1) for o in outs]) for k in ("y", "z")}}
-        y = self.g_a(x)
+        y = self.analysis(x)
         z = self.h_a(y)
         eb = self.entropy_bottleneck
         _, z_likelihoods = eb(z)
@@ -141,7 +141,7 @@ class Contextformer(MixtureHyperpriorCodec):
 
         with self.parameter_path(not self.training):
             y_hat = self._drive(self.h_s(numerics.to_param(z_hat) if not self.training else z_hat), q)
-        return {"x_hat": self._synthesis(y_hat),
+        return {"x_hat": self.synthesis(y_hat),
                 "likelihoods": {"y": torch.cat(likelihoods, 1).to(z_likelihoods.dtype), "z": z_likelihoods}, "y_hat": y_hat}
 
     def context_macs(self, height: int, width: int) -> int:

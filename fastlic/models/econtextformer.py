@@ -178,10 +178,6 @@ class MixtureHyperpriorCodec(CompressionModel):
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gmm = GaussianMixtureConditional(mixtures, chunk_size=gmm_chunk)
 
-    def _synthesis(self, y_hat: torch.Tensor) -> torch.Tensor:
-        """g_s of latents from either path (float64 from the parameter path, float32 in training)."""
-        return self.g_s(y_hat.to(torch.float32))
-
     def _encode_latents(self, y, z):
         """Code (y, z) -> (streams, y_hat as the synthesis will see it, checksum)."""
         enc_z, enc_y = Encoder(), Encoder()
@@ -192,7 +188,7 @@ class MixtureHyperpriorCodec(CompressionModel):
         return [enc_y.finish(), enc_z.finish()], y_hat.to(torch.float32), checksum
 
     def _compress(self, x):
-        y = self.g_a(x)
+        y = self.analysis(x)
         streams, _, checksum = self._encode_latents(y, self.h_a(y))
         return streams, checksum
 
@@ -203,7 +199,7 @@ class MixtureHyperpriorCodec(CompressionModel):
         z_hat = self.entropy_bottleneck.decompress(dec_z, (1, self.N, ph // 64, pw // 64))
         with self.parameter_path():
             y_hat = self._drive(self.h_s(numerics.to_param(z_hat)), lambda key, *params: self.gmm.decode(dec, *params))
-        return self._synthesis(y_hat), coded_checksum(dec, dec_z)
+        return self.synthesis(y_hat), coded_checksum(dec, dec_z)
 
 
 class EContextformer(OnlineRDO, MixtureHyperpriorCodec):
@@ -315,7 +311,7 @@ class EContextformer(OnlineRDO, MixtureHyperpriorCodec):
 
     # ------------------------------------------------------------------------------ API on padded input
     def _forward(self, x):
-        y = self.g_a(x)
+        y = self.analysis(x)
         return self._from_latents(y, self.h_a(y), "train" if self.training else "eval")
 
     def _from_latents(self, y, z, mode: str) -> dict:
@@ -335,7 +331,7 @@ class EContextformer(OnlineRDO, MixtureHyperpriorCodec):
                 y_hat = self._drive(self.h_s(numerics.to_param(z_hat)), q)
         else:
             y_hat = self._parallel(self.h_s(z_hat), q)
-        return {"x_hat": self._synthesis(y_hat),
+        return {"x_hat": self.synthesis(y_hat),
                 "likelihoods": {"y": torch.cat(q.likelihoods, dim=1).to(z_likelihoods.dtype), "z": z_likelihoods}, "y_hat": y_hat}
 
     def _encode_quantizer(self, y, encoder):

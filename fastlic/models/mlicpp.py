@@ -223,25 +223,26 @@ class MLICPlusPlus(OnlineRDO, CompressionModel):
         hyper_means = hyper.chunk(2, 1)[1]
         done: list[torch.Tensor] = []
         for i in range(self.slice_num):
+            # parameters, and the local context that feeds them, only at the half being coded (zeros elsewhere)
             if i == 0:
-                params_a = self.entropy_parameters_anchor[0](hyper)
+                params_a = self.entropy_parameters_anchor[0](hyper, anchors=True)
             else:
                 prev = torch.cat(done, dim=1)
                 inter = self.global_inter_context[i](prev)
                 channel = self.channel_context[i](prev)
-                params_a = self.entropy_parameters_anchor[i](torch.cat([inter, channel, hyper], dim=1))
-            scales_a, means_a = (ckbd.anchor(t) for t in params_a.chunk(2, 1))
+                params_a = self.entropy_parameters_anchor[i](torch.cat([inter, channel, hyper], dim=1), anchors=True)
+            scales_a, means_a = params_a.chunk(2, 1)
             a_hat = q.anchor(i, scales_a, means_a)
             a_hat = a_hat + ckbd.anchor(self.lrp_anchor[i](torch.cat([hyper_means, *done, a_hat], dim=1)))
 
-            local = self.local_context[i](a_hat)
+            local = self.local_context[i](a_hat, anchors=False)
             if i == 0:
                 ctx = [local, hyper]
             else:
                 intra = self.global_intra_context[i](done[-1], a_hat)
                 ctx = [local, intra, inter, channel, hyper]
-            params_n = self.entropy_parameters_nonanchor[i](torch.cat(ctx, dim=1))
-            scales_n, means_n = (ckbd.nonanchor(t) for t in params_n.chunk(2, 1))
+            params_n = self.entropy_parameters_nonanchor[i](torch.cat(ctx, dim=1), anchors=False)
+            scales_n, means_n = params_n.chunk(2, 1)
             n_hat = q.nonanchor(i, scales_n, means_n)
             y_hat_i = a_hat + n_hat
             y_hat_i = y_hat_i + ckbd.nonanchor(self.lrp_nonanchor[i](torch.cat([hyper_means, *done, y_hat_i], dim=1)))
@@ -250,7 +251,7 @@ class MLICPlusPlus(OnlineRDO, CompressionModel):
 
     # ------------------------------------------------------------------------------ API on padded input
     def _forward(self, x):
-        y = self.g_a(x)
+        y = self.analysis(x)
         return self._from_latents(y, self.h_a(y), "train" if self.training else "eval")
 
     def _from_latents(self, y, z, mode: str) -> dict:
@@ -269,7 +270,7 @@ class MLICPlusPlus(OnlineRDO, CompressionModel):
             hyper = self.h_s(numerics.to_param(z_hat) if mode == "eval" else z_hat)
             q = _ForwardQuantizer(y, self.gaussian_conditional, mode == "train", self.slice_ch, ste=mode == "ste")
             y_hat = self._slices(hyper, q).to(y.dtype)
-        x_hat = self.g_s(y_hat)
+        x_hat = self.synthesis(y_hat)
         return {"x_hat": x_hat,
                 "likelihoods": {"y": torch.cat(q.likelihoods, dim=1).to(z_likelihoods.dtype), "z": z_likelihoods},
                 "y_hat": y_hat}
@@ -293,7 +294,7 @@ class MLICPlusPlus(OnlineRDO, CompressionModel):
         with self.parameter_path():
             hyper = self.h_s(numerics.to_param(z_hat))
             y_hat = self._slices(hyper, _DecodeQuantizer(self.gaussian_conditional, dec_y))
-        return self.g_s(y_hat.to(torch.float32)), coded_checksum(dec_y, dec_z)
+        return self.synthesis(y_hat), coded_checksum(dec_y, dec_z)
 
     # ------------------------------------------------------------------------------ reference checkpoints
     @classmethod
