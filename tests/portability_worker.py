@@ -43,9 +43,9 @@ def configure() -> dict:
     if os.environ.get("FASTLIC_TEST_MKLDNN") == "0":
         torch.backends.mkldnn.enabled = False
     if os.environ.get("FASTLIC_TEST_TORCH_KERNELS") == "1":
-        from fastlic.layers.depthwise import DepthwiseConv2d
+        from fastlic.layers.float64 import Conv2d, DepthwiseConv2d
 
-        DepthwiseConv2d.forward = torch.nn.Conv2d.forward
+        DepthwiseConv2d.forward = Conv2d.forward = torch.nn.Conv2d.forward
     return {"capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
             "mkldnn": torch.backends.mkldnn.enabled}
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from .. import codec, container
+from .. import codec, container, numerics
 from ..errors import FastlicError, FormatError
 from ..io import OutputExistsError, read_image, write_bytes, write_image
 
@@ -22,7 +22,11 @@ def _common(p, decoding: bool = False):
         p.add_argument("--model", help=f"registry name of the model (default: {codec.DEFAULT_MODEL})")
     p.add_argument("--checkpoint", help="a fastlic checkpoint, or an official MLIC++ .pth.tar (variant detected)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    p.add_argument("--threads", type=int, help="CPU threads for the transforms (default: torch's default)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: torch's default)")
+    p.add_argument("--precision", choices=numerics.PRECISIONS, default=None,
+                   help="analysis/synthesis transforms: auto (bf16 where the CPU has native bf16, or CUDA), "
+                        "bf16, or fp32 (exact mode); the entropy parameters are float64 in every mode "
+                        "(default: auto, or $FASTLIC_PRECISION)")
 
 
 def _output_options(p, what: str, suffix: str):
@@ -86,6 +90,8 @@ def register(sub):
 
 
 def _setup(args):
+    if args.precision is not None:
+        numerics.set_precision(args.precision)
     if args.threads is not None:
         if args.threads < 1:
             raise FastlicError("--threads must be at least 1")
@@ -220,6 +226,7 @@ def cmd_compress(args) -> int:
     opts = _ordo_options(args, model)
     say.detail(f"model {model.model_name}, weights {codec.fingerprint(model).hex()[:16]}"
                + (f" ({args.checkpoint})" if args.checkpoint else " (bundled)"))
+    say.detail(_mode(args.device))
 
     def work(f, target):
         if not args.force and os.path.lexists(target):
@@ -272,6 +279,7 @@ def cmd_decompress(args) -> int:
         if f.model not in models:  # loaded once per model name of a batch
             models[f.model] = codec.load_model(f.model, args.checkpoint, args.device)
             say.detail(f"model {f.model}, weights {codec.fingerprint(models[f.model]).hex()[:16]}")
+            say.detail(_mode(args.device))
         model = models[f.model]
         t0 = time.perf_counter()
         image = codec.decode_image(f, model, str(src), max_memory=int(args.max_memory * 2 ** 30))
@@ -283,6 +291,12 @@ def cmd_decompress(args) -> int:
                    f"{8 * Path(src).stat().st_size / f.num_pixels:.4f} bpp")
 
     return _run_batch(jobs, batch, say, work, "decompressed")
+
+
+def _mode(device) -> str:
+    d = numerics.describe(device)
+    return (f"{d['transforms']}; entropy parameters {d['parameter_path']}; {d['threads']} threads, "
+            f"SIMD {d['cpu_capability']}, oneDNN {'on' if d['mkldnn'] else 'off'}")
 
 
 def cmd_info(args) -> int:
@@ -305,6 +319,7 @@ def cmd_info(args) -> int:
         print(f"  {name:10s} {n:9d} bytes  {8 * n / px:.4f} bpp")
     overhead = container.header_size(f)
     print(f"  {'header+crc':10s} {overhead:9d} bytes  {8 * overhead / px:.4f} bpp")
+    print(f"this machine: {_mode('cpu')}")
     return 0
 
 

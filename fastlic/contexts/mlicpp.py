@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..layers.depthwise import DepthwiseConv2d
+from ..layers.float64 import Conv2d, DepthwiseConv2d
 from . import checkerboard as ckbd
 
 
@@ -24,7 +24,7 @@ def _mlp_conv(dims, kernel: int, act=nn.GELU) -> nn.Sequential:
     for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
         if i:
             layers.append(act())
-        layers.append(nn.Conv2d(a, b, kernel_size=kernel, padding=kernel // 2))
+        layers.append((nn.Conv2d if kernel == 1 else Conv2d)(a, b, kernel_size=kernel, padding=kernel // 2))
     return nn.Sequential(*layers)
 
 
@@ -106,7 +106,7 @@ class LinearGlobalInterContext(nn.Module):
         self.queries = _qkv_branch(dim)
         self.values = _qkv_branch(dim)
         mid = out_dim * 3 // 2
-        self.reprojection = nn.Conv2d(dim, mid, 5, padding=2)
+        self.reprojection = Conv2d(dim, mid, 5, padding=2)
         self.mlp = nn.Sequential(nn.Conv2d(mid, out_dim * 2, 1), nn.GELU(),
                                  DepthwiseConv2d(out_dim * 2, out_dim * 2, 3, padding=1, groups=out_dim * 2), nn.GELU(),
                                  nn.Conv2d(out_dim * 2, out_dim, 1))
@@ -131,7 +131,7 @@ class LinearGlobalIntraContext(nn.Module):
         self.keys = _qkv_branch(dim)
         self.queries = _qkv_branch(dim)
         self.values = _qkv_branch(dim)
-        self.reprojection = nn.Conv2d(dim, dim * 2, 5, padding=2)
+        self.reprojection = Conv2d(dim, dim * 2, 5, padding=2)
         self.mlp = nn.Sequential(nn.Conv2d(dim * 2, dim * 4, 1), nn.GELU(),
                                  DepthwiseConv2d(dim * 4, dim * 4, 3, padding=1, groups=dim * 4), nn.GELU(),
                                  nn.Conv2d(dim * 4, dim * 2, 1))
