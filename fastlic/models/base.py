@@ -44,10 +44,17 @@ class CompressionModel(nn.Module):
     #: that only produce pixels (g_s), and entropy models with integer tables
     transform_modules = ("g_a", "g_s", "h_a", "entropy_bottleneck", "gaussian_conditional", "gmm", "latent_gain")
 
+    #: whether each parameter-path module (ModuleLists counted by element) runs once per coding pass: then each
+    #: is in float64 only during its own forward (:func:`fastlic.numerics.parameter_path`, ``transient``)
+    param_modules_run_once = False
+
     def parameter_path(self, enabled: bool = True):
         """Context manager: the entropy-parameter path in float64 (:func:`fastlic.numerics.parameter_path`)."""
         mods = [m for name, m in self.named_children() if name not in self.transform_modules]
-        return numerics.parameter_path(mods, enabled)
+        if not self.param_modules_run_once:
+            return numerics.parameter_path(mods, enabled)
+        each = [e for m in mods for e in (m if isinstance(m, nn.ModuleList) else [m])]
+        return numerics.parameter_path([], enabled, transient=each)
 
     def __init__(self):
         super().__init__()

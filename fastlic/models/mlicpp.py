@@ -179,6 +179,8 @@ class MLICPlusPlus(OnlineRDO, CompressionModel):
     #: oRDO steps for this model (:mod:`fastlic.ordo`): 28 iterations (the eContextformer paper's schedule has 26)
     #: that stay large longer; measured against it in docs/results.md#online-rdo-at-the-encoder
     ordo_schedule = {"alpha0": 0.04, "gamma": 0.88, "min_step": 1e-3}
+    #: h_s and every per-slice network run once per pass: one float64 copy of their weights at a time
+    param_modules_run_once = True
 
     def __init__(self, N: int = 192, M: int = 320, slice_num: int = 10, variant: str = "current",
                  ep_hidden=(320, 256, 128), cc_hidden=(192, 128), lrp_hidden=(224, 128),
