@@ -13,8 +13,11 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results" / "benchmarks"
-if str(REPO) not in sys.path:  # run as `python benchmarks/x.py` from a checkout
-    sys.path.insert(0, str(REPO))
+# run as `python benchmarks/x.py` from a checkout: that checkout's fastlic, unless a before/after benchmark names
+# another tree for its child (FASTLIC_BENCH_TREE), which must then win over this one and the installed one
+_TREE = os.environ.get("FASTLIC_BENCH_TREE", str(REPO))
+if _TREE not in sys.path[:1]:
+    sys.path.insert(0, _TREE)
 
 
 def parse_size(text: str) -> tuple[int, int]:

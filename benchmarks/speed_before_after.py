@@ -52,6 +52,13 @@ def child(args):
         else:
             out["best_encode_s"] = min(out.get("best_encode_s", 1e9), t1 - t0)
             out["best_decode_s"] = min(out.get("best_decode_s", 1e9), t2 - t1)
+    import fastlic
+
+    out["fastlic"] = str(Path(fastlic.__file__).resolve().parents[1])  # the checkout that really ran
+    from fastlic import numerics
+
+    if hasattr(numerics, "describe"):
+        out["mode"] = numerics.describe()
     print(json.dumps(out))
 
 
@@ -91,12 +98,15 @@ def main():
         for label, tree in trees.items():
             env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS",)}
             env["PYTHONPATH"] = str(tree) + os.pathsep + env.get("PYTHONPATH", "")
+            env["FASTLIC_BENCH_TREE"] = str(tree)  # benchmarks/_common.py would otherwise put this checkout first
             cmd = [sys.executable, __file__, "--child", "--model", model, "--threads", str(args.threads),
                    "--repeat", str(args.repeat), "--image", args.image, "--checkpoint", args.checkpoint]
             r = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=str(tree))
             if r.returncode:
                 raise SystemExit(f"{label} {model} failed:\n{r.stderr[-3000:]}")
             row = {"model": model, "checkout": label, **json.loads(r.stdout.strip().splitlines()[-1])}
+            if Path(row["fastlic"]).resolve() != tree.resolve():
+                raise SystemExit(f"{label}: the child imported fastlic from {row['fastlic']}, not {tree}")
             rows.append(row)
             print(json.dumps(row), flush=True)
     report = {"command": "python benchmarks/speed_before_after.py " + " ".join(sys.argv[1:]),

@@ -24,6 +24,9 @@ import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
+#: in-place products PyTorch's registry does not list (the float64 convolutions of fastlic.layers.float64
+#: accumulate their taps with addmm_)
+_IN_PLACE = {torch.ops.aten.addmm_: flop_registry[torch.ops.aten.addmm]}
 COMPONENTS = ("g_a", "h_a", "h_s", "context_model", "entropy_parameters", "g_s", "entropy_models")
 _ENTROPY_MODELS = ("entropy_bottleneck", "gaussian_conditional", "gmm")
 
@@ -70,7 +73,7 @@ class MacCounter(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        formula = flop_registry.get(func._overloadpacket)
+        formula = flop_registry.get(func._overloadpacket) or _IN_PLACE.get(func._overloadpacket)
         if formula is not None:
             self.macs[self._owner()] += formula(*args, **kwargs, out_val=out) // 2
         return out

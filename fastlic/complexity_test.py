@@ -79,3 +79,27 @@ def test_cli(capsys):
     assert main(["complexity", "--model", "econtextformer-tiny", "--size", "64by128"]) == 1
     assert "HxW" in capsys.readouterr().err
     assert main(["complexity", "--model", "no-such-model"]) == 1
+
+
+def test_float64_convolutions_are_counted_like_torch_ones():
+    """fastlic.layers.float64.Conv2d (one addmm_ per tap) counts the MACs of the convolution it computes."""
+    import torch.nn as nn
+
+    from fastlic.complexity import MacCounter
+    from fastlic.layers.float64 import Conv2d
+
+    class Net(nn.Module):
+        def __init__(self, conv):
+            super().__init__()
+            self.lrp = conv
+
+    conv = Conv2d(128, 16, 3, padding=1).double()
+    x = torch.randn(1, 128, 6, 10, dtype=torch.float64)
+    counts = []
+    for net in (Net(conv), Net(nn.Conv2d(128, 16, 3, padding=1).double())):
+        with MacCounter(net) as counter:
+            net.lrp(x)
+        counts.append(counter.macs["context_model"])
+    # the taps run on the padded width (10 + 2) and are cropped: at most that much more than the conv's MACs
+    assert counts[1] == 128 * 16 * 9 * 60
+    assert counts[1] <= counts[0] <= counts[1] * 12 / 10
