@@ -10,6 +10,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from .. import numerics
 from ..errors import FastlicError
 
 
@@ -45,7 +46,7 @@ def register(sub):
     p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1; use 1 for timings)")
     p.add_argument("--threads", type=int, default=None, help="torch threads per process (learned models)")
     p.add_argument("--device", default="cpu", help="torch device of a learned model (cpu, cuda)")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,
+    p.add_argument("--precision", choices=numerics.PRECISIONS, default=None,
                    help="transforms of a learned model: auto (default), bf16, or fp32 (exact mode)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N images (by name)")
     p.add_argument("--keep-files", metavar="DIR", help="keep the coded files in DIR")
@@ -126,8 +127,6 @@ def cmd_eval(args):
     if args.precision is not None:
         import os
 
-        from .. import numerics
-
         numerics.set_precision(args.precision)
         os.environ["FASTLIC_PRECISION"] = args.precision  # for worker processes
     if args.model:
@@ -148,8 +147,6 @@ def cmd_eval(args):
     result["meta"]["dataset"] = str(Path(args.data))
     result["meta"]["command"] = "fastlic " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if args.model:
-        from .. import numerics
-
         result["meta"]["numerics"] = numerics.describe(args.device)
     write_json_atomic(out, result)
     r = result["results"]

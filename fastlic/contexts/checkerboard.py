@@ -57,31 +57,31 @@ def unsqueeze(half: torch.Tensor, anchors: bool) -> torch.Tensor:
     return out
 
 
+def half_mask(h: int, w: int, anchors: bool, device=None) -> torch.Tensor:
+    """Boolean ``[h, w]``, True at the anchors (or at the non-anchors)."""
+    m = anchor_mask(h, w, device)[0, 0]
+    return m if anchors else ~m
+
+
 def gather(y: torch.Tensor, anchors: bool) -> torch.Tensor:
     """Values of one half of a ``[1, C, H, W]`` tensor as ``[C, n]`` in (channel, row, column) order."""
-    m = anchor_mask(y.shape[-2], y.shape[-1], y.device)[0, 0]
-    return y[0][:, m if anchors else ~m]
+    return half(y, anchors)[0, :, :, 0]
 
 
 def scatter(values: torch.Tensor, shape, anchors: bool) -> torch.Tensor:
     """Inverse of :func:`gather`: a ``[1, C, H, W]`` tensor with zeros at the other half."""
-    out = values.new_zeros(shape)
-    m = anchor_mask(shape[-2], shape[-1], values.device)[0, 0]
-    out[0][:, m if anchors else ~m] = values
-    return out
+    return unhalf(values[None, :, :, None], shape[-2:], anchors)
 
 
 def half(y: torch.Tensor, anchors: bool) -> torch.Tensor:
     """One half of a ``[B, C, H, W]`` tensor as ``[B, C, n, 1]`` (the order of :func:`gather`), for networks that
     are position-wise (1x1 convolutions) and only read at that half: half the work of the full map."""
-    m = anchor_mask(y.shape[-2], y.shape[-1], y.device)[0, 0]
-    return y[:, :, m if anchors else ~m].unsqueeze(-1)
+    return y[:, :, half_mask(y.shape[-2], y.shape[-1], anchors, y.device)].unsqueeze(-1)
 
 
 def unhalf(values: torch.Tensor, hw, anchors: bool) -> torch.Tensor:
     """Inverse of :func:`half`: ``[B, C, H, W]`` with zeros at the other half."""
     b, c = values.shape[:2]
-    m = anchor_mask(hw[0], hw[1], values.device)[0, 0]
     out = values.new_zeros(b, c, hw[0], hw[1])
-    out[:, :, m if anchors else ~m] = values[..., 0]
+    out[:, :, half_mask(hw[0], hw[1], anchors, values.device)] = values[..., 0]
     return out
