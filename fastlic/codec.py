@@ -84,14 +84,10 @@ def load_model(model: str | None = None, checkpoint=None, device: str = "cpu"):
 
 
 def fingerprint(model) -> bytes:
-    """The model's weight fingerprint, cached on the model (call ``model.update()`` after changing weights)."""
-    fp = getattr(model, "_flic_fingerprint", None)
-    if fp is None:
-        if model.needs_update():
-            model.update()
-        fp = model.fingerprint()
-        model._flic_fingerprint = fp
-    return fp
+    """The model's weight fingerprint, its coding tables built first if they are missing."""
+    if model.needs_update():
+        model.update()
+    return model.fingerprint()
 
 
 #: default memory ceiling for coding one tile (bytes); images whose estimated peak exceeds it are tiled

@@ -58,14 +58,31 @@ NUMERIC_MODES = {PORTABLE_MODE: "portable: float64 entropy parameters, guarded d
 def _to_param_dtype(m) -> None:
     depth = getattr(m, "_fastlic_f64_depth", 0)
     if depth == 0:
-        m.to(PARAM_DTYPE)
+        # float64 copies beside the float32 originals, which come back untouched (same storage and version
+        # counter: the weights' identity, and with it the cached fingerprint, survives a coding pass)
+        saved = []
+        for mod in m.modules():
+            for p in mod._parameters.values():
+                if p is not None and p.dtype == torch.float32:
+                    saved.append((p, p.data))
+                    p.data = p.data.to(PARAM_DTYPE)
+            for key, b in mod._buffers.items():
+                if b is not None and b.dtype == torch.float32:
+                    saved.append((mod, key, b))
+                    mod._buffers[key] = b.to(PARAM_DTYPE)
+        m._fastlic_f32 = saved
     m._fastlic_f64_depth = depth + 1
 
 
 def _restore(m) -> None:
     m._fastlic_f64_depth -= 1
     if m._fastlic_f64_depth == 0:
-        m.to(torch.float32)
+        for entry in reversed(m._fastlic_f32):
+            if len(entry) == 2:
+                entry[0].data = entry[1]
+            else:
+                entry[0]._buffers[entry[1]] = entry[2]
+        del m._fastlic_f32
 
 
 @contextlib.contextmanager
@@ -74,9 +91,9 @@ def parameter_path(modules, enabled: bool = True, transient=()):
 
     ``transient`` modules are converted only while their own ``forward`` runs (a model whose parameter-path
     modules each run once per coding pass, MLIC++'s per-slice networks, so holds one float64 copy at a time
-    instead of all of them: 250 MB less at peak for the full MLIC++). The conversion is in place and lossless
-    (float32 -> float64 -> float32 is exact), so weights, optimizers and the fingerprint are unaffected; nested
-    uses convert once.
+    instead of all of them: 250 MB less at peak for the full MLIC++). The float64 copies are used in place of
+    the float32 tensors, which are put back afterwards as they were (so weights, optimizers and the cached
+    fingerprint are unaffected; writes to the float64 copies are dropped); nested uses convert once.
     """
     if not enabled:
         yield
