@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+#: trained eContextformer-small weights (no longer bundled; fastlic.testing.ECF_SNAPSHOT names the same file)
+ECF_SNAPSHOT = REPO / "tests" / "data" / "econtextformer-small-vr-6074.pt"
 RESULTS = REPO / "results" / "benchmarks"
 # run as `python benchmarks/x.py` from a checkout: that checkout's fastlic, unless a before/after benchmark names
 # another tree for its child (FASTLIC_BENCH_TREE), which must then win over this one and the installed one

@@ -12,7 +12,7 @@ per model and configuration, the largest difference of each from the native deco
 
 ``flags`` codes every image of a folder with each model (every integer quality of variable-rate models) and
 counts the flagged decisions and the bits the guard chunks take (exactly: uniform models), against file sizes.
-Models: the bundled default, the bundled eContextformer, and the full MLIC++ with the fixture weights.
+Models: the bundled default, the eContextformer-small snapshot (tests/data), and the full MLIC++ with the fixture weights.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, machine  # noqa: E402
+from _common import ECF_SNAPSHOT, REPO, machine  # noqa: E402
 
 CONFIGS = {
     "native-2t": {"FASTLIC_TEST_THREADS": "2"},
@@ -40,13 +40,15 @@ CONFIGS = {
     "torch-kernels": {"FASTLIC_TEST_TORCH_KERNELS": "1", "FASTLIC_TEST_THREADS": "2"},
     "all-foreign": {"ATEN_CPU_CAPABILITY": "default", "FASTLIC_TEST_MKLDNN": "0", "FASTLIC_TEST_THREADS": "1"},
 }
-MODELS = {"bundled-default": ("mlicpp-mini-vr", 4.0), "bundled-econtextformer": ("econtextformer-small-vr", 4.0),
+MODELS = {"bundled-default": ("mlicpp-mini-vr", 4.0), "econtextformer-snapshot": (str(ECF_SNAPSHOT), 4.0),
           "mlicpp-fixture": ("fixture", None)}
 
 
 def _model(spec, workdir: Path):
     from fastlic import checkpoint, codec
 
+    if spec.endswith(".pt"):
+        return codec.load_model(checkpoint=spec)
     if spec != "fixture":
         return codec.load_model(spec)
     path = workdir / "mlicpp-fixture.pt"

@@ -7,7 +7,7 @@
 "after". Each (checkout, model) runs in a fresh process with that checkout first on ``PYTHONPATH``: the first
 encode and decode of the process (a ``fastlic`` command's cost, warm-up included) and the best of ``--repeat``
 further calls (a library user's). Runs alternate between the checkouts so that a change of machine load hits
-both. Models: the bundled default and eContextformer (their bundled weights), and the full MLIC++ with the
+both. Models: the bundled default, the eContextformer-small snapshot (tests/data), and the full MLIC++ with the
 fixture weights (a converted checkpoint made once, which both checkouts load). Image: kodim23 (768 x 512).
 """
 
@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, machine  # noqa: E402
+from _common import ECF_SNAPSHOT, REPO, machine  # noqa: E402
 
-MODELS = {"bundled-default": ("mlicpp-mini-vr", 2.0), "bundled-econtextformer": ("econtextformer-small-vr", 2.0),
+MODELS = {"bundled-default": ("mlicpp-mini-vr", 2.0), "econtextformer-snapshot": (str(ECF_SNAPSHOT), 2.0),
           "mlicpp-fixture": ("fixture", None)}
 
 
@@ -37,7 +37,8 @@ def child(args):
     from fastlic.io import read_image
 
     spec, quality = MODELS[args.model]
-    m = codec.load_model(checkpoint=args.checkpoint) if spec == "fixture" else codec.load_model(spec)
+    path = args.checkpoint if spec == "fixture" else spec if spec.endswith(".pt") else None
+    m = codec.load_model(spec if path is None else None, checkpoint=path)
     img = read_image(args.image)
     kw = {} if quality is None else {"quality": quality}
     out = {}

@@ -7,9 +7,10 @@ import importlib.util
 import os
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
+#: the eContextformer-small snapshot of 6074 CPU steps (its card beside it): trained weights for the tests and
+#: benchmarks, no longer bundled as a codec (+242 % BD-rate against WebP on Kodak; docs/training.md)
+ECF_SNAPSHOT = REPO / "tests" / "data" / "econtextformer-small-vr-6074.pt"
 
 
 def shared_dir() -> Path:
@@ -19,6 +20,8 @@ def shared_dir() -> Path:
 
 def require_shared(*parts) -> Path:
     """Path below the shared folder, or skip the test (with the path) when it is not there."""
+    import pytest  # noqa: PLC0415 - the benchmarks import this module without the test dependencies
+
     p = shared_dir().joinpath(*parts)
     if not p.exists():
         pytest.skip(f"shared input {p} not available (set FASTLIC_SHARED)")

@@ -23,16 +23,17 @@ import torch
 import fastlic
 from fastlic import checkpoint, codec
 from fastlic.io import read_image
-from fastlic.testing import shared_dir
+from fastlic.testing import ECF_SNAPSHOT, shared_dir
 
-#: case -> (model: registry name of a random model, or "bundled:NAME", or "fixture"; image crop; options)
+#: case -> (model: registry name of a random model, "bundled:NAME", "checkpoint:PATH" or "fixture"; image crop;
+#: options)
 CASES = {
     "mlicpp-tiny-odd": ("mlicpp-tiny", (77, 93), {}),
     "mlicpp-tiny-tiled": ("mlicpp-tiny", (121, 117), {"tile": 64, "overlap": 8}),
     "econtextformer-tiny": ("econtextformer-tiny", (70, 90), {}),
     "econtextformer-paper": ("econtextformer", (64, 64), {}),
     "bundled-default": ("bundled:mlicpp-mini-vr", (131, 173), {"quality": 2.3}),
-    "bundled-econtextformer": ("bundled:econtextformer-small-vr", (96, 136), {"quality": 1.0}),
+    "econtextformer-snapshot": (f"checkpoint:{ECF_SNAPSHOT}", (96, 136), {"quality": 1.0}),
 }
 FULL = {"mlicpp-full": ("fixture", (64, 96), {})}
 
@@ -58,10 +59,20 @@ def test_image(shape) -> np.ndarray:
     return np.ascontiguousarray(img[y0 : y0 + h, x0 : x0 + w])
 
 
+def _trained(spec: str):
+    """A model with trained weights (bundled or a checkpoint), or None for random and fixture specs."""
+    kind, _, what = spec.partition(":")
+    if kind == "bundled":
+        return codec.load_model(what)
+    if kind == "checkpoint":
+        return codec.load_model(checkpoint=what)
+    return None
+
+
 def build_model(case: str, spec: str, out: Path):
     """The encoder's model; random and fixture models are saved as checkpoints for the decoders."""
-    if spec.startswith("bundled:"):
-        return codec.load_model(spec.split(":", 1)[1])
+    if (m := _trained(spec)) is not None:
+        return m
     if spec == "fixture":
         from fastlic.models.mlicpp import MLICPlusPlus
         from fastlic.testing import reference_weights
@@ -77,8 +88,8 @@ def build_model(case: str, spec: str, out: Path):
 
 
 def load_decoder_model(case: str, spec: str, src: Path):
-    if spec.startswith("bundled:"):
-        return codec.load_model(spec.split(":", 1)[1])
+    if (m := _trained(spec)) is not None:
+        return m
     return codec.load_model(checkpoint=src / f"{case}.pt")
 
 
