@@ -6,6 +6,7 @@
     python benchmarks/econtextformer_bench.py params      # (4) parameters of the paper configuration
     python benchmarks/econtextformer_bench.py exact       # (5a) exactness of the paper configuration, 256x256
     python benchmarks/econtextformer_bench.py decode      # (5b) 768x512 decode, 2 threads: time + peak memory
+    python benchmarks/econtextformer_bench.py encode      # (6) single-pass vs step-by-step encoder, same bytes
     python benchmarks/econtextformer_bench.py breakdown   # where the 768x512 decode time goes
 
 Every sub-command writes ``results/econtextformer/<name>.json``. Weights are random (no trained eContextformer
@@ -16,6 +17,7 @@ work for the entropy coder. MAC counts and decoding operations do not depend on 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -235,6 +237,42 @@ def cmd_decode(args):
                     "median_decode_s": statistics.median(r["decode_s"] for r in runs)})
 
 
+def cmd_encode(args):
+    """The single-pass encoder against the decoder's step-by-step driver: each encode in a fresh process
+    (first call of a ``fastlic compress``, peak RSS of that process), the two alternating; every file must be
+    the same bytes."""
+    h, w = args.size
+    if args.worker:
+        torch.set_num_threads(args.threads)
+        m = build()
+        m.single_pass_encoder = args.worker == "single"
+        x = kodak(h, w)
+        rss_model = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        coded, times = timed(lambda: m.compress(x), 1 + args.repeats)
+        digest = hashlib.sha256(b"".join(s[0] for s in coded["strings"])).hexdigest()
+        print(json.dumps({"first_encode_s": times[0], "best_encode_s": min(times[1:]) if times[1:] else None,
+                          "streams_sha256": digest, "bytes": sum(len(s[0]) for s in coded["strings"]),
+                          "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                          "rss_after_model_build_mib": rss_model / 1024}))
+        return
+    runs = {"single": [], "steps": []}
+    for _ in range(args.repeats):
+        for mode in runs:
+            p = subprocess.run([sys.executable, __file__, "encode", "--size", f"{h}x{w}", "--threads",
+                                str(args.threads), "--repeats", "2", "--worker", mode],
+                               capture_output=True, text=True, check=True)
+            runs[mode].append(json.loads(p.stdout.strip().splitlines()[-1]))
+            print(mode, runs[mode][-1], flush=True)
+    digests = {r["streams_sha256"] for rs in runs.values() for r in rs}
+    summary = {mode: {"median_first_encode_s": statistics.median(r["first_encode_s"] for r in rs),
+                      "best_encode_s": min(r["best_encode_s"] for r in rs),
+                      "max_peak_rss_mib": max(r["peak_rss_mib"] for r in rs)} for mode, rs in runs.items()}
+    save("encode", {"size": [h, w], "threads": args.threads, "image": "kodim01", "same_streams": len(digests) == 1,
+                    "runs": runs, "summary": summary,
+                    "speedup_best": summary["steps"]["best_encode_s"] / summary["single"]["best_encode_s"],
+                    "load_before": os.getloadavg()})
+
+
 def cmd_breakdown(args):
     """Where a 768x512 decode spends its time: transformer steps, entropy parameters, mixture decoding (pmf
     rows + ANS), hyper decoder, g_s (wall time of each part, measured by wrapping the calls)."""
@@ -277,7 +315,8 @@ def _size(text):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["macs", "caching", "serial", "params", "exact", "decode", "breakdown"])
+    p.add_argument("command", choices=["macs", "caching", "serial", "params", "exact", "decode", "encode",
+                                          "breakdown"])
     p.add_argument("--size", type=_size, default=(512, 768), help="HxW (macs, caching, decode)")
     p.add_argument("--sizes", type=_size, nargs="+", default=[(64, 64), (128, 128)], help="HxW list (serial)")
     p.add_argument("--threads", type=int, default=2)

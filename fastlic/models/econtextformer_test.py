@@ -55,6 +55,54 @@ def test_cached_and_uncached_coding_are_bit_identical():
     assert torch.equal(out["x_hat"], out_nc["x_hat"]) and out["checksums"] == out_nc["checksums"]
 
 
+@pytest.mark.parametrize("config", [{}, {"egr": False}, {"sfg": False}])
+def test_single_pass_encoder_takes_the_decoders_decisions(config):
+    """The single-pass encoder's parameters come from one causal pass instead of the decoder's 2*Ncs - 1
+    steps: equal up to float rounding (checked here at 1e-12), and every decision equal, so the streams are
+    byte for byte those of the step-by-step encoder and decode with a matching checksum."""
+    m = _model(**config)
+    from fastlic import numerics
+    from fastlic.models.econtextformer import _EncodeQuantizer
+
+    for hw in ((128, 192), (200, 328)):
+        x = _image(*hw, seed=hw[0])
+        assert m.single_pass_encoder
+        single = m.compress(x)
+        m.single_pass_encoder = False
+        try:
+            steps = m.compress(x)
+        finally:
+            m.single_pass_encoder = True
+        assert single["strings"] == steps["strings"] and single["checksums"] == steps["checksums"]
+        out = m.decompress(single["strings"], single["shape"])
+        assert out["checksums"] == single["checksums"]
+
+    # the parameters themselves: float64 rounding apart, far below the guard margin
+    rec = {}
+
+    class Recording(_EncodeQuantizer):
+        def __init__(self, y, tag):
+            self.y, self.tag = y, tag
+            rec[tag] = []
+
+        def __call__(self, g, *params):
+            rec[self.tag].append(params)
+            return torch.round(self.y[g])
+
+    with torch.no_grad():
+        y = m.g_a(m.pad(_image(128, 192)))
+        z_hat, _ = m.entropy_bottleneck.forward_ste(m.h_a(y))
+        with m.parameter_path():
+            hyper = m.h_s(numerics.to_param(z_hat))
+            groups = m.split_groups(y)
+            m._drive(hyper, Recording(groups, "steps"))
+            m._parallel(hyper, Recording(groups, "single"))
+    for a, b in zip(rec["steps"], rec["single"], strict=True):
+        for ta, tb in zip(a, b, strict=True):
+            assert ta.dtype == torch.float64
+            assert ((ta - tb).abs() / ta.abs().clamp_min(1)).max().item() < 1e-12
+
+
 def test_streams_do_not_depend_on_thread_count():
     m = _model()
     x = _image(128, 128)
