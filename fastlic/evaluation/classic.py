@@ -7,6 +7,8 @@ Settings (each a quality sweep; the defaults span roughly 0.1 to 2-4 bpp on Koda
   standard tables (the settings of CompressAI's JPEG anchor).
 * ``webp``: Pillow/libwebp lossy, ``quality`` 0..100, ``method=6`` (slowest, best).
 * ``avif``: libavif with the AOM encoder, ``level`` (quality 0..100), ``speed=6``, 4:4:4 (libavif's default for RGB).
+* ``avif-best``: the strongest AVIF for PSNR: Pillow's libavif with the AOM encoder, ``quality`` 0..100,
+  ``speed=0``, 4:4:4, ``tune=psnr`` (an AOM option imagecodecs does not expose); ~20 s per Kodak image.
 * ``jxl``: libjxl VarDCT, ``level`` (quality 0..100, mapped by libjxl to a Butteraugli distance), ``effort=7``.
 * ``jpeg2000``: OpenJPEG, irreversible 9/7 wavelet with the colour transform, ``level`` = the target PSNR in dB
   of OpenJPEG's rate allocation (``tcp_distoratio``), one quality layer, JP2 container.
@@ -109,6 +111,20 @@ class AVIF(ImagecodecsCodec):
         return [10, 20, 30, 40, 50, 60, 70, 80, 90]
 
 
+class AVIFBest(PillowCodec):
+    name, extension, format = "avif-best", "avif", "AVIF"
+    description = "AVIF (Pillow / libavif / AOM, 4:4:4, speed 0, tune=psnr)"
+    options = {"speed": 0, "subsampling": "4:4:4", "codec": "aom", "advanced": {"tune": "psnr"}, "max_threads": 1}
+
+    def default_qualities(self):
+        return [10, 20, 30, 40, 50, 60, 70, 80, 90]
+
+    def info(self):
+        from PIL import features
+
+        return {**super().info(), "library": f"{super().info()['library']} (libavif {features.version('avif')})"}
+
+
 class JPEGXL(ImagecodecsCodec):
     name, extension, codec, library = "jxl", "jxl", "jpegxl", "libjxl"
     description = "JPEG XL (libjxl VarDCT, effort 7)"
@@ -130,4 +146,4 @@ class JPEG2000(ImagecodecsCodec):
         return {**super().info(), "quality_parameter": "level = target PSNR in dB"}
 
 
-CLASSIC_CODECS = {c.name: c for c in (JPEG, WebP, AVIF, JPEGXL, JPEG2000)}
+CLASSIC_CODECS = {c.name: c for c in (JPEG, WebP, AVIF, AVIFBest, JPEGXL, JPEG2000)}
