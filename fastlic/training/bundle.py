@@ -93,7 +93,11 @@ def _stages(meta: dict, config: dict, run: Path) -> list[dict]:
     init = config.get("init")
     this = {"steps": meta.get("step"), "wall_s": meta.get("train_wall_s", 0.0), "run": run.name, "machine": machine(),
             "threads": config.get("threads"), "lr": config.get("lr"), "lr_schedule": config.get("lr_schedule"),
-            "init": Path(init).name if init else None}
+            "init": Path(init).name if init else None,
+            # what this stage saw and how it computed (earlier stages' records may lack these)
+            "data": [_portable(d) for d in meta.get("data", config.get("data", []))],
+            "data_weights": config.get("data_weights"), "batch_size": meta.get("batch_size"),
+            "crop": meta.get("crop"), "precision": meta.get("precision") or f"amp={config.get('amp', 'auto')}"}
     return [*_earlier_stages(meta, config), this]
 
 

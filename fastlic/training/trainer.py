@@ -206,7 +206,7 @@ class Trainer:
     def _meta(self, extra: dict | None = None) -> dict:
         return {"step": self.step, "train_wall_s": round(self.elapsed(), 1), "world_size": self.info.world,
                 "batch_size": self.cfg.batch_size, "crop": self.cfg.crop, "lambda": list(self.cfg.lmbda),
-                "metric": self.cfg.metric,
+                "metric": self.cfg.metric, "precision": self.precision,
                 "data": [str(d) for d in self.cfg.data], "run": self.out.name, "stages_before": self.stages_before,
                 "init": str(self.cfg.init) if self.cfg.init else None,
                 **(extra or {})}
