@@ -266,14 +266,38 @@ def describe(device: torch.device | str = "cpu") -> dict:
             "mkldnn": torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled}
 
 
+def _layout_of(module: torch.nn.Module):
+    w = next((p for p in module.parameters() if p.dim() == 4), None)
+    if w is not None and not w.is_contiguous() and w.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def _set_layout(module: torch.nn.Module, fmt) -> None:
+    if getattr(module, "_fastlic_memory_format", None) is None:
+        module._fastlic_memory_format = module._fastlic_native_format = _layout_of(module)
+    if module._fastlic_memory_format != fmt:
+        module.to(memory_format=fmt)
+        module._fastlic_memory_format = fmt
+
+
+def training_layout(module: torch.nn.Module) -> torch.nn.Module:
+    """``module`` back in the memory format it had before :func:`run_transform` changed it (an evaluation
+    forward inside a training run, e.g. its validation): the optimizer's moments were made in that format, and
+    PyTorch's CPU training kernels corrupt the heap on channels_last weights (observed: ``free(): invalid next
+    size`` after the first validation)."""
+    native = getattr(module, "_fastlic_native_format", None)
+    if native is not None:
+        _set_layout(module, native)
+    return module
+
+
 def run_transform(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``module(x)`` for an analysis or synthesis transform in evaluation, on :func:`transform_plan`'s path;
     returns float32 in the default memory format."""
     plan = transform_plan(x.device)
     fmt = torch.channels_last if plan.channels_last else torch.contiguous_format
-    if getattr(module, "_fastlic_memory_format", torch.contiguous_format) != fmt:
-        module.to(memory_format=fmt)
-        module._fastlic_memory_format = fmt
+    _set_layout(module, fmt)
     x = x.to(torch.float32).contiguous(memory_format=fmt)
     if plan.dtype is None:
         out = module(x)

@@ -75,13 +75,13 @@ class CompressionModel(nn.Module):
     def analysis(self, x: torch.Tensor) -> torch.Tensor:
         """g_a; in evaluation on the machine's fast path (:func:`fastlic.numerics.run_transform`): it decides
         nothing the decoder shares."""
-        return self.g_a(x) if self.training else self._run_transform(self.g_a, x)
+        return numerics.training_layout(self.g_a)(x) if self.training else self._run_transform(self.g_a, x)
 
     def synthesis(self, y_hat: torch.Tensor) -> torch.Tensor:
         """g_s of latents from either path (float64 from the parameter path, float32 in training); in evaluation
         on the fast path, the same in ``forward``, ``decompress`` and the encoder's oRDO."""
         if self.training:
-            return self.g_s(y_hat.to(torch.float32))
+            return numerics.training_layout(self.g_s)(y_hat.to(torch.float32))
         return self._run_transform(self.g_s, y_hat)
 
     def _run_transform(self, module, x):
