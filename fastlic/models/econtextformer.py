@@ -351,10 +351,12 @@ class EContextformer(OnlineRDO, MixtureHyperpriorCodec):
     #: encode with the paper's single-pass encoder (§III-D): the encoder knows every coded value,
     #: ``round(y)``, so one causal transformer pass gives all groups' parameters, where the decoder needs
     #: 2·Ncs − 1 steps. Its float64 parameters differ from the step-by-step driver's by float rounding only
-    #: (at most 2.6e-15 measured, 3.6e5 times below the guard margin: docs/econtextformer.md), which the guarded
-    #: decisions absorb as they absorb another machine's rounding, so the decoder takes the encoder's decisions.
-    #: False: the decoder's driver (slower; the streams are the same)
-    single_pass_encoder: bool = True
+    #: (at most 2.6e-15 measured, 3.6e5 times below the guard margin), which the guarded decisions absorb as
+    #: they absorb another machine's rounding: the decoder takes the encoder's decisions, and the streams are
+    #: byte for byte the step-by-step encoder's (tested). Off by default: on a 2-core CPU it is slower (paper
+    #: configuration, 768x512: 6.3-7.3 s against 4.2-4.9 s, +0.45 GiB peak; docs/econtextformer.md), because the
+    #: full causal pass does the attention work the key-value cache saves.
+    single_pass_encoder: bool = False
 
     def _encode_drive(self, hyper, q):
         return self._parallel(hyper, q) if self.single_pass_encoder else self._drive(hyper, q)
