@@ -49,8 +49,11 @@ def test_bdrate_needs_no_eval_extra():
     res = run_blocked(EVAL_EXTRA, "bdrate", RESULTS / "webp.json", RESULTS / "fastlic-mlicpp-mini-vr.json",
                       RESULTS / "jpeg.json")
     assert res.returncode == 0, res.stderr
-    # the committed numbers (results/kodak/bdrate_bundled.txt, made with scipy's pchip)
-    assert "mlicpp-mini-vr: BD-rate -1.47 %" in res.stdout, res.stdout
+    # the committed number (results/kodak/bdrate_bundled.txt, made with scipy's pchip), without scipy here
+    committed = next(ln for ln in (RESULTS / "bdrate_bundled.txt").read_text().splitlines()
+                     if ln.startswith("fastlic-mlicpp-mini-vr vs webp (psnr-rgb):"))
+    expected = committed.split(": ", 1)[1].split("  BD-quality")[0]  # "mlicpp-mini-vr: BD-rate -2.67 %"
+    assert expected.startswith("mlicpp-mini-vr: BD-rate ") and expected in res.stdout, (expected, res.stdout)
     assert "jpeg: BD-rate" in res.stdout
 
 
