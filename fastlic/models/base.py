@@ -181,22 +181,21 @@ class CompressionModel(nn.Module):
         self._fingerprint_cache = (stamp, fp)
         return fp
 
+    @staticmethod
+    def _tensor_state(v: torch.Tensor) -> tuple:
+        # the storage, the version counter (bumped by every in-place write) and the layout
+        return v.data_ptr(), v._version, v.dtype, tuple(v.shape), v.device
+
     def _weights_stamp(self) -> list:
-        # a weak reference (identity without keeping old tensors alive, so an address cannot be reused while
-        # it is compared), the storage, the version counter (bumped by every in-place write) and the layout
-        return [(k, weakref.ref(v), v.data_ptr(), v._version, v.dtype, tuple(v.shape), v.device)
-                for k, v in self.state_dict(keep_vars=True).items()]
+        # with a weak reference: identity without keeping old tensors alive, so an address cannot be reused
+        # while it is compared
+        return [(k, weakref.ref(v), self._tensor_state(v)) for k, v in self.state_dict(keep_vars=True).items()]
 
     def _same_weights(self, stamp: list) -> bool:
         now = self.state_dict(keep_vars=True)
-        if len(now) != len(stamp):
-            return False
-        for (k, ref, ptr, version, dtype, shape, device) in stamp:
-            v = now.get(k)
-            if v is None or ref() is not v or (v.data_ptr(), v._version, v.dtype, tuple(v.shape), v.device) != \
-                    (ptr, version, dtype, shape, device):
-                return False
-        return True
+        return len(now) == len(stamp) and all(
+            now.get(k) is not None and ref() is now[k] and self._tensor_state(now[k]) == state
+            for k, ref, state in stamp)
 
     def adopt_fingerprint(self, fp: bytes) -> None:
         """Take ``fp`` as the fingerprint of the current weights, which the caller knows to be the tensors
