@@ -60,6 +60,8 @@ def register(sub):
     p.add_argument("anchor", metavar="ANCHOR.json")
     p.add_argument("tests", nargs="+", metavar="TEST.json")
     p.add_argument("--metric", choices=("psnr-rgb", "ms-ssim-rgb"), default="psnr-rgb")
+    p.add_argument("--per-point", action="store_true",
+                   help="also print, for every point of each TEST, the anchor's rate at the same quality")
     p.set_defaults(func=cmd_bdrate)
 
     p = sub.add_parser("plot", help="rate-distortion curves (PSNR and MS-SSIM vs bpp) of results files")
@@ -159,7 +161,7 @@ def cmd_eval(args):
 
 
 def cmd_bdrate(args):
-    from ..evaluation.bdrate import bd_psnr_results, bd_rate_results
+    from ..evaluation.bdrate import bd_psnr_results, bd_rate_results, rate_gaps
     from ..evaluation.results import load_results
 
     anchor = load_results(args.anchor)
@@ -170,6 +172,11 @@ def cmd_bdrate(args):
         rate = bd_rate_results(anchor, test, args.metric)
         gain = bd_psnr_results(anchor, test, args.metric)
         print(f"  {test['name']}: BD-rate {rate:+.2f} %  BD-quality {gain:+.3f} {unit}  ({path})")
+        if args.per_point:
+            for g in rate_gaps(anchor, test, args.metric):
+                where = (f"anchor {g['anchor_bpp']:.4f} bpp, rate {g['rate_pct']:+.1f} %" if g["rate_pct"] is not None
+                         else "outside the anchor's range")
+                print(f"    {g['bpp']:.4f} bpp at {g['quality']:.3f} {unit}: {where}")
     return 0
 
 

@@ -64,16 +64,31 @@ def _pchip_slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return d
 
 
-def pchip_integral(x, y, lo: float, hi: float) -> float:
-    """Exact integral over [lo, hi] (inside [x[0], x[-1]]) of the pchip through the points (x, y)."""
+def _pchip_pieces(x, y):
+    """``(x, y, d, c2, c3)``: each piece of the pchip as y_k + d_k t + c2_k t^2 + c3_k t^3, t = x - x_k."""
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)
     d = _pchip_slopes(x, y)
     h = np.diff(x)
     m = np.diff(y) / h
-    # each piece as y_k + d_k t + c2 t^2 + c3 t^3 with t = x - x_k in [0, h_k]
     c2 = (3 * m - 2 * d[:-1] - d[1:]) / h
     c3 = (d[:-1] + d[1:] - 2 * m) / h ** 2
+    return x, y, d, c2, c3
+
+
+def pchip_eval(x, y, xq) -> np.ndarray:
+    """Values at ``xq`` (inside [x[0], x[-1]]) of the pchip through the points (x, y), x strictly increasing."""
+    x, y, d, c2, c3 = _pchip_pieces(x, y)
+    xq = np.asarray(xq, np.float64)
+    k = np.clip(np.searchsorted(x, xq, side="right") - 1, 0, len(x) - 2)
+    t = xq - x[k]
+    return y[k] + d[k] * t + c2[k] * t ** 2 + c3[k] * t ** 3
+
+
+def pchip_integral(x, y, lo: float, hi: float) -> float:
+    """Exact integral over [lo, hi] (inside [x[0], x[-1]]) of the pchip through the points (x, y)."""
+    x, y, d, c2, c3 = _pchip_pieces(x, y)
+    h = np.diff(x)
 
     def antiderivative(k, t):
         return y[k] * t + d[k] * t ** 2 / 2 + c2[k] * t ** 3 / 3 + c3[k] * t ** 4 / 4
@@ -136,3 +151,23 @@ def bd_psnr_results(anchor: dict, test: dict, metric: str = "psnr-rgb") -> float
     if metric == "ms-ssim-rgb":
         da, dt = ms_ssim_db(da), ms_ssim_db(dt)
     return bd_psnr(ra, da, rt, dt, names=(anchor.get("name", "anchor"), test.get("name", "test")))
+
+
+def rate_gaps(anchor: dict, test: dict, metric: str = "psnr-rgb") -> list[dict]:
+    """Where along the curve a BD-rate comes from: for every point of ``test``, the anchor's rate at the same
+    quality (the pchip of log-rate against quality that :func:`bd_rate` integrates) and the test's rate
+    difference in percent. Points outside the anchor's quality range get ``None`` (no extrapolation)."""
+    ra, da = curve(anchor, metric)
+    rt, dt = curve(test, metric)
+    if metric == "ms-ssim-rgb":
+        da, dt = ms_ssim_db(da), ms_ssim_db(dt)
+    if min(ra) <= 0 or min(rt) <= 0:
+        raise EvaluationError("rates must be positive for a rate comparison")
+    qa, la = _prepare(da, np.log(ra), anchor.get("name", "anchor"))
+    out = []
+    for r, q in sorted(zip(rt, dt)):
+        inside = qa[0] <= q <= qa[-1]
+        ref = float(np.exp(pchip_eval(qa, la, q))) if inside else None
+        out.append({"bpp": float(r), "quality": float(q), "anchor_bpp": ref,
+                    "rate_pct": (r / ref - 1.0) * 100.0 if inside else None})
+    return out

@@ -77,3 +77,33 @@ def test_numpy_pchip_integral_matches_scipy():
         for a, b in ((x[0], x[-1]), (lo, hi)):
             expected = interpolate.PchipInterpolator(x, y).integrate(a, b)
             assert pchip_integral(x, y, a, b) == pytest.approx(expected, rel=1e-10, abs=1e-12)
+
+
+def test_numpy_pchip_eval_matches_scipy_and_passes_through_the_points():
+    interpolate = pytest.importorskip("scipy.interpolate")
+    from fastlic.evaluation.bdrate import pchip_eval
+
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        n = int(rng.integers(2, 9))
+        x = np.cumsum(rng.uniform(0.05, 2.0, n))
+        y = rng.normal(size=n)
+        xq = np.concatenate([x, rng.uniform(x[0], x[-1], 20)])
+        np.testing.assert_allclose(pchip_eval(x, y, xq), interpolate.PchipInterpolator(x, y)(xq),
+                                   rtol=1e-10, atol=1e-12)
+
+
+def test_rate_gaps_locate_the_difference_along_the_curve():
+    from fastlic.evaluation.bdrate import rate_gaps
+
+    psnr = np.array([28.0, 31.0, 34.0, 37.0])
+    rate = 0.1 * np.exp(0.23 * (psnr - 28.0))
+    anchor = {"name": "a", "results": {"bpp": list(rate), "psnr-rgb": list(psnr)}}
+    # 20 % cheaper at the bottom, 30 % dearer at the top, one point beyond the anchor's range
+    tpsnr = [28.0, 34.0, 38.0]
+    trate = [rate[0] * 0.8, rate[2] * 1.3, 2.0]
+    test = {"name": "t", "results": {"bpp": trate, "psnr-rgb": tpsnr}}
+    gaps = rate_gaps(anchor, test)
+    assert [g["rate_pct"] for g in gaps[:2]] == [pytest.approx(-20.0, abs=1e-9), pytest.approx(30.0, abs=1e-9)]
+    assert gaps[1]["anchor_bpp"] == pytest.approx(rate[2], rel=1e-12)
+    assert gaps[2]["rate_pct"] is None and gaps[2]["anchor_bpp"] is None

@@ -33,6 +33,11 @@ def test_eval_bdrate_plot_end_to_end(run, crops_dir, anchors_dir, tmp_path):
 
     code, out, err = run("bdrate", anchors_dir / "vtm.json", anchors_dir / "mlicpp_paper_mse.json")
     assert code == 0 and "BD-rate -15.0" in out
+    code, out, err = run("bdrate", anchors_dir / "vtm.json", anchors_dir / "mlicpp_paper_mse.json", "--per-point")
+    points = [line for line in out.splitlines() if " bpp at " in line]
+    assert code == 0 and len(points) == len(json.loads((anchors_dir / "mlicpp_paper_mse.json").read_text())
+                                            ["results"]["bpp"])
+    assert all("rate " in line or "outside the anchor's range" in line for line in points)
     code, out, err = run("bdrate", a, b, "--metric", "ms-ssim-rgb")
     assert code == 0 and "BD-rate" in out
 
