@@ -134,40 +134,39 @@ def ms_ssim_db(values) -> np.ndarray:
     return -10.0 * np.log10(np.clip(1.0 - v, 1e-12, None))
 
 
+def _curves(anchor: dict, test: dict, metric: str):
+    """``(rate_anchor, quality_anchor, rate_test, quality_test)`` of two results dicts; MS-SSIM in dB."""
+    ra, da = curve(anchor, metric)
+    rt, dt = curve(test, metric)
+    if metric == "ms-ssim-rgb":
+        da, dt = ms_ssim_db(da), ms_ssim_db(dt)
+    return ra, da, rt, dt
+
+
 def bd_rate_results(anchor: dict, test: dict, metric: str = "psnr-rgb") -> float:
     """BD-rate in percent of results dict ``test`` against ``anchor`` on ``metric`` (``psnr-rgb`` or
     ``ms-ssim-rgb``; MS-SSIM is taken in dB, which leaves the BD-rate unchanged as the map is monotonic but
     makes pchip's shape follow the usual plots)."""
-    ra, da = curve(anchor, metric)
-    rt, dt = curve(test, metric)
-    if metric == "ms-ssim-rgb":
-        da, dt = ms_ssim_db(da), ms_ssim_db(dt)
-    return bd_rate(ra, da, rt, dt, names=(anchor.get("name", "anchor"), test.get("name", "test")))
+    return bd_rate(*_curves(anchor, test, metric), names=(anchor.get("name", "anchor"), test.get("name", "test")))
 
 
 def bd_psnr_results(anchor: dict, test: dict, metric: str = "psnr-rgb") -> float:
-    ra, da = curve(anchor, metric)
-    rt, dt = curve(test, metric)
-    if metric == "ms-ssim-rgb":
-        da, dt = ms_ssim_db(da), ms_ssim_db(dt)
-    return bd_psnr(ra, da, rt, dt, names=(anchor.get("name", "anchor"), test.get("name", "test")))
+    return bd_psnr(*_curves(anchor, test, metric), names=(anchor.get("name", "anchor"), test.get("name", "test")))
 
 
 def rate_gaps(anchor: dict, test: dict, metric: str = "psnr-rgb") -> list[dict]:
     """Where along the curve a BD-rate comes from: for every point of ``test``, the anchor's rate at the same
     quality (the pchip of log-rate against quality that :func:`bd_rate` integrates) and the test's rate
     difference in percent. Points outside the anchor's quality range get ``None`` (no extrapolation)."""
-    ra, da = curve(anchor, metric)
-    rt, dt = curve(test, metric)
-    if metric == "ms-ssim-rgb":
-        da, dt = ms_ssim_db(da), ms_ssim_db(dt)
+    ra, da, rt, dt = _curves(anchor, test, metric)
     if min(ra) <= 0 or min(rt) <= 0:
         raise EvaluationError("rates must be positive for a rate comparison")
     qa, la = _prepare(da, np.log(ra), anchor.get("name", "anchor"))
+    points = sorted(zip(rt, dt))
+    refs = np.exp(pchip_eval(qa, la, np.clip([q for _, q in points], qa[0], qa[-1])))
     out = []
-    for r, q in sorted(zip(rt, dt)):
+    for (r, q), ref in zip(points, refs):
         inside = qa[0] <= q <= qa[-1]
-        ref = float(np.exp(pchip_eval(qa, la, q))) if inside else None
-        out.append({"bpp": float(r), "quality": float(q), "anchor_bpp": ref,
+        out.append({"bpp": float(r), "quality": float(q), "anchor_bpp": float(ref) if inside else None,
                     "rate_pct": (r / ref - 1.0) * 100.0 if inside else None})
     return out
