@@ -17,16 +17,14 @@ else
   fastlic train --config configs/mlicpp_vr_cpu_clean.toml --init "$INIT" \
       --out "$RUN" --threads 2 --amp auto --lr 8e-5 --steps "$STEPS" --val-interval 1000
 fi
-echo "== bundle $(date)"
-python -m fastlic.training.bundle "$RUN" --which best --check-image "${FASTLIC_SHARED:-../shared}/data/kodak/kodim23.png" --note "$NOTE"
+echo "== bundle and Kodak $(date)"
+bash benchmarks/refresh_bundled.sh "$RUN" best 2 "$NOTE"   # bundle, Kodak eval, training_progress.csv rows
 HO=${HELDOUT:-/tmp/ho}
 [ -d "$HO/full" ] || python benchmarks/heldout_sets.py "$HO"
-echo "== eval $(date)"
-E="fastlic eval --model mlicpp-mini-vr --quality 0 1 2 3 4 --threads 2 --no-progress --name mlicpp-mini-vr"
-$E --data "${FASTLIC_SHARED:-../shared}/data/kodak" -o results/kodak/fastlic-mlicpp-mini-vr.json
+echo "== held-out $(date)"
+E="fastlic eval --model mlicpp-mini-vr --quality 0 1 2 3 4 --threads 2 --no-progress"
 $E --data "$HO/full" -o results/heldout/fastlic-mlicpp-mini-vr.json
 $E --data "$HO/crops512" -o results/heldout_crops512/fastlic-mlicpp-mini-vr.json
 bash benchmarks/plot_kodak.sh; bash benchmarks/bdrate_heldout.sh
-python benchmarks/training_progress.py results/kodak/fastlic-mlicpp-mini-vr.json --card fastlic/weights/mlicpp-mini-vr.json
 python benchmarks/training_progress.py --bdrate-against results/kodak/webp.json > results/kodak/training_progress_bdrate_webp.txt
 echo "== done $(date)"
