@@ -57,10 +57,20 @@ def unsqueeze(half: torch.Tensor, anchors: bool) -> torch.Tensor:
     return out
 
 
-def half_mask(h: int, w: int, anchors: bool, device=None) -> torch.Tensor:
-    """Boolean ``[h, w]``, True at the anchors (or at the non-anchors)."""
-    m = anchor_mask(h, w, device)[0, 0]
-    return m if anchors else ~m
+@functools.lru_cache(maxsize=128)
+def _half_index(h: int, w: int, anchors: bool) -> torch.Tensor:
+    pos = torch.arange(h * w)
+    other = (pos // w + pos % w + int(anchors)) % 2  # 0 at the wanted half (anchors: row + col odd)
+    n = h * w // 2 if anchors else (h * w + 1) // 2  # (0, 0) is a non-anchor
+    return torch.argsort(other, stable=True)[:n]  # stable: row-major order within the half
+
+
+def half_index(h: int, w: int, anchors: bool, device=None) -> torch.Tensor:
+    """Flat positions of the anchors (or non-anchors) of an ``[h, w]`` map, in row-major order, as an index whose
+    size follows from ``h, w`` alone. Boolean-mask indexing has a data-dependent
+    output shape (``nonzero``), which splits a ``torch.compile`` graph at every use; an index does not."""
+    idx = _half_index(int(h), int(w), bool(anchors))
+    return idx if device is None else idx.to(device)
 
 
 def gather(y: torch.Tensor, anchors: bool) -> torch.Tensor:
@@ -76,12 +86,13 @@ def scatter(values: torch.Tensor, shape, anchors: bool) -> torch.Tensor:
 def half(y: torch.Tensor, anchors: bool) -> torch.Tensor:
     """One half of a ``[B, C, H, W]`` tensor as ``[B, C, n, 1]`` (the order of :func:`gather`), for networks that
     are position-wise (1x1 convolutions) and only read at that half: half the work of the full map."""
-    return y[:, :, half_mask(y.shape[-2], y.shape[-1], anchors, y.device)].unsqueeze(-1)
+    idx = half_index(y.shape[-2], y.shape[-1], anchors, y.device)
+    return y.flatten(-2).index_select(-1, idx).unsqueeze(-1)
 
 
 def unhalf(values: torch.Tensor, hw, anchors: bool) -> torch.Tensor:
     """Inverse of :func:`half`: ``[B, C, H, W]`` with zeros at the other half."""
     b, c = values.shape[:2]
-    out = values.new_zeros(b, c, hw[0], hw[1])
-    out[:, :, half_mask(hw[0], hw[1], anchors, values.device)] = values[..., 0]
-    return out
+    out = values.new_zeros(b, c, hw[0] * hw[1])
+    out = out.index_copy(-1, half_index(hw[0], hw[1], anchors, values.device), values[..., 0])
+    return out.view(b, c, hw[0], hw[1])

@@ -212,8 +212,8 @@ class LocalContext(nn.Module):
         win = F.unfold(qkv, k, padding=(k - 1) // 2)  # [B, 3*C*kk, h*w]
         mask = _local_mask(h, w, k).to(x.device)
         if anchors is not None:
-            at = ckbd.half_mask(h, w, anchors, x.device).view(-1)
-            win, mask = win[:, :, at], mask[at]
+            at = ckbd.half_index(h, w, anchors, x.device)
+            win, mask = win.index_select(2, at), mask.index_select(0, at)
         L = win.shape[-1]
         win = win.permute(0, 2, 1).reshape(b, L, 3, c, kk).permute(2, 0, 1, 3, 4)  # [3, B, L, C, kk]
         # interleaved head split: channel = d * nh + head
