@@ -27,4 +27,5 @@ $E --data "$HO/full" -o results/heldout/fastlic-mlicpp-mini-vr.json
 $E --data "$HO/crops512" -o results/heldout_crops512/fastlic-mlicpp-mini-vr.json
 bash benchmarks/plot_kodak.sh; bash benchmarks/bdrate_heldout.sh
 python benchmarks/training_progress.py --bdrate-against results/kodak/webp.json > results/kodak/training_progress_bdrate_webp.txt
+python benchmarks/training_progress.py --bdrate-against results/kodak/avif.json > results/kodak/training_progress_bdrate_avif.txt
 echo "== done $(date)"
