@@ -292,6 +292,20 @@ def training_layout(module: torch.nn.Module) -> torch.nn.Module:
     return module
 
 
+def compile_for_training(module: torch.nn.Module, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """``torch.compile(module)`` for a training forward (opt-in: ``fastlic train --compile on``). On the CPU,
+    Inductor's layout optimization is switched off: it runs the convolutions channels_last, and PyTorch's CPU
+    training kernels corrupt the heap on that layout (see :func:`training_layout`; with it on, the first compiled
+    step of ``mlicpp-tiny-vr`` aborted with ``corrupted size vs. prev_size``). Not the default: on a 2-core AMD
+    EPYC it bought 1.00x (``mlicpp-tiny-vr``), 1.00x (``mlicpp-mini-vr``, bf16) and 1.08x (float32) per step for a
+    first step of 19-95 s (``results/benchmarks/training_compile.json``); on GPUs it is unmeasured."""
+    if torch.device(device).type == "cpu":
+        import torch._inductor.config as inductor_config  # noqa: PLC0415
+
+        inductor_config.layout_optimization = False
+    return torch.compile(module)
+
+
 def run_transform(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``module(x)`` for an analysis or synthesis transform in evaluation, on :func:`transform_plan`'s path;
     returns float32 in the default memory format."""

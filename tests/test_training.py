@@ -64,6 +64,21 @@ def test_mixed_precision_keeps_entropy_models_in_float32(data, tmp_path):
     assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
 
 
+def test_compiled_training_follows_the_eager_run(data, tmp_path, monkeypatch):
+    # the whole training forward traced by TorchDynamo and differentiated by AOTAutograd, as with --compile on;
+    # the kernels are PyTorch's own (aot_eager) because Inductor's code generation takes ~150 s on 2 cores (its
+    # speed and losses are in results/benchmarks/training_compile.json). Same samples, losses equal to rounding.
+    import functools
+
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
+    kw = dict(model="mlicpp-tiny-vr", lmbda=[0.004, 0.04], steps=3, batch_size=2, crop=[[0, 32]])
+    _, eager = _fit(tiny_config(data, tmp_path / "eager", **kw))
+    compiled, losses = _fit(tiny_config(data, tmp_path / "compiled", compile="on", **kw))
+    assert "torch.compile" in compiled.precision
+    assert len(losses) == 3
+    assert max(abs(b / a - 1) for a, b in zip(eager, losses)) < 1e-3
+
+
 def test_one_trainer_per_run_directory(data, tmp_path):
     from fastlic.training.state import RunLocked
 

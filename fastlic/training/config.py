@@ -41,6 +41,7 @@ class TrainConfig:
     clip_grad: float = 1.0       # max gradient norm; 0 disables clipping
     amp: str = "auto"            # auto (bf16 on CUDA and on CPUs with AMX/AVX512-BF16, else off), bf16, fp16, off
     channels_last: str = "auto"  # auto (on CUDA), on, off
+    compile: str = "off"         # on: torch.compile the training forward (numerics.compile_for_training)
     val_interval: int = 1000
     val_images: int = 24         # validation subset size (0: all)
     ckpt_interval: int = 200     # steps between resumable checkpoints

@@ -144,6 +144,11 @@ class Trainer:
         if resume and (self.out / state.STATE_FILE).exists():
             self._load(self.out / state.STATE_FILE)
         self.net = distributed.wrap(self.raw, self.info, self.device)
+        if cfg.compile not in ("on", "off"):
+            raise ValueError(f"compile must be on or off, not {cfg.compile!r}")
+        if cfg.compile == "on":
+            self.net = numerics.compile_for_training(self.net, self.device)
+            self.precision += ", torch.compile"
 
         self.files = list_images(cfg.data, cfg.data_weights)
         self.val = ValidationImages(list_images(cfg.val), cfg.val_images or None) if cfg.val else None
