@@ -115,6 +115,8 @@ class Trainer:
         if amp not in ("off", "bf16", "fp16"):
             raise ValueError(f"amp must be auto, bf16, fp16 or off, not {cfg.amp!r}")
         self.amp_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+        if cfg.compile not in ("on", "off"):
+            raise ValueError(f"compile must be on or off, not {cfg.compile!r}")
         #: what `fastlic train` reports
         self.precision = ("float32" if amp == "off" else f"{amp} autocast, entropy models float32") + \
             (", channels_last" if self.channels_last else "")
@@ -144,8 +146,6 @@ class Trainer:
         if resume and (self.out / state.STATE_FILE).exists():
             self._load(self.out / state.STATE_FILE)
         self.net = distributed.wrap(self.raw, self.info, self.device)
-        if cfg.compile not in ("on", "off"):
-            raise ValueError(f"compile must be on or off, not {cfg.compile!r}")
         if cfg.compile == "on":
             self.net = numerics.compile_for_training(self.net, self.device)
             self.precision += ", torch.compile"
