@@ -155,8 +155,12 @@ def test_cli_trains_validates_and_resumes(data, tmp_path):
     assert model.model_name == "mlicpp-tiny" and model.checkpoint_meta["step"] == 2
     with pytest.raises(train_cmd.TrainingError, match="--resume"):
         train_cmd.run(_cli(["--model", "mlicpp-tiny", "--data", str(data), "--lambda", "0.01", *common]))
+    with open(out / "train.csv", "a") as fh:  # as if it had crashed after logging step 3, before saving it
+        fh.write("3,9.9,0.001,9.9,9.9,9.9,9.9,,9.9,9.9,64\n")
     assert train_cmd.run(_cli(["--resume", "--steps", "3", *common])) == 0  # saved configuration reused
     assert torch.load(out / "state.pt", weights_only=False)["step"] == 3
+    logged = [line.split(",")[0] for line in (out / "train.csv").read_text().splitlines()[1:]]
+    assert logged == ["2", "3"]  # the replayed step logged once, not beside the stale row
     # warm start of a new run from the weights of the first one
     warm = tmp_path / "warm"
     args = _cli(["--config", str(REPO / "configs" / "tiny_cpu.toml"), "--data", str(data), "--steps", "1",

@@ -4,21 +4,41 @@
 from __future__ import annotations
 
 import csv
+import os
 import sys
 import time
 from pathlib import Path
 
 
 class CsvLog:
-    """Appends rows to a CSV file (header written once); resumed runs keep appending to the same file."""
+    """Appends rows to a CSV file (header written once); resumed runs keep appending to the same file.
 
-    def __init__(self, path: Path, fields: list[str]):
+    ``resume_step``: the step of the state a resumed run continues from. Rows logged after it were written by
+    steps the run replays (a crash or power loss after the last checkpoint), so they are dropped before the
+    replay logs them again; otherwise every row past the checkpoint would appear twice."""
+
+    def __init__(self, path: Path, fields: list[str], resume_step: int | None = None):
         self.path, self.fields = Path(path), fields
+        if resume_step is not None and self.path.exists():
+            self._drop_after(resume_step)
         new = not self.path.exists() or self.path.stat().st_size == 0
         self._fh = open(self.path, "a", newline="")
         self._w = csv.DictWriter(self._fh, fieldnames=fields, extrasaction="ignore")
         if new:
             self._w.writeheader()
+
+    def _drop_after(self, step: int) -> None:
+        with open(self.path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        kept = [r for r in rows if not (r.get("step") or "").isdigit() or int(r["step"]) <= step]
+        if len(kept) == len(rows):
+            return
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", newline="") as fh:  # replaced in one rename: a crash here keeps the old log
+            w = csv.DictWriter(fh, fieldnames=self.fields, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(kept)
+        os.replace(tmp, self.path)
 
     def write(self, row: dict) -> None:
         self._w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
@@ -64,14 +84,17 @@ VAL_FIELDS = ["step", "rate", "lambda", "loss", "bpp", "psnr", "ms_ssim"]
 
 
 class RunLog:
-    def __init__(self, out: Path, tensorboard: bool = True):
-        self.train = CsvLog(out / "train.csv", TRAIN_FIELDS)
-        self.val = CsvLog(out / "val.csv", VAL_FIELDS)
+    """``resume_step``: see :class:`CsvLog`; TensorBoard purges the replayed steps' events the same way."""
+
+    def __init__(self, out: Path, tensorboard: bool = True, resume_step: int | None = None):
+        self.train = CsvLog(out / "train.csv", TRAIN_FIELDS, resume_step)
+        self.val = CsvLog(out / "val.csv", VAL_FIELDS, resume_step)
         self.tb = None
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415  (optional dependency)
-                self.tb = SummaryWriter(str(out / "tensorboard"))
+                purge = None if resume_step is None else resume_step + 1
+                self.tb = SummaryWriter(str(out / "tensorboard"), purge_step=purge)
             except ImportError:
                 self.tb = None
 

@@ -157,7 +157,7 @@ class Trainer:
         if self.info.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-            self.log = RunLog(self.out, cfg.tensorboard)
+            self.log = RunLog(self.out, cfg.tensorboard, resume_step=self.step if self.step else None)
         self._stop = False
 
     # ------------------------------------------------------------------ state
