@@ -184,7 +184,10 @@ class MLICPlusPlus(OnlineRDO, CompressionModel):
 
     def __init__(self, N: int = 192, M: int = 320, slice_num: int = 10, variant: str = "current",
                  ep_hidden=(320, 256, 128), cc_hidden=(192, 128), lrp_hidden=(224, 128),
-                 local_heads: int = 2, intra_heads: int = 2):
+                 local_heads: int = 2, intra_heads: int = 2, transform_channels: int | None = None):
+        """``transform_channels``: width of g_a and g_s where it differs from the hyperprior's ``N`` (the
+        released model uses N for both). Not in the paper: it lets a small model widen the transforms, which
+        limit its quality at high rates, without touching the entropy model (:mod:`fastlic.training.widen`)."""
         super().__init__()
         if variant not in ("current", "2023"):
             raise ValueError(f"variant must be 'current' or '2023', not {variant!r}")
@@ -195,9 +198,15 @@ class MLICPlusPlus(OnlineRDO, CompressionModel):
         self.config = dict(N=N, M=M, slice_num=slice_num, variant=variant, ep_hidden=tuple(ep_hidden),
                            cc_hidden=tuple(cc_hidden), lrp_hidden=tuple(lrp_hidden), local_heads=local_heads,
                            intra_heads=intra_heads)
+        T = N if transform_channels is None else int(transform_channels)
+        if T < 1:
+            raise ValueError(f"transform_channels must be positive, not {transform_channels!r}")
+        if T != N:  # absent otherwise: configurations of the released layout stay as they were
+            self.config["transform_channels"] = T
+        self.transform_channels = T
 
-        self.g_a = AnalysisTransform(N, M)
-        self.g_s = SynthesisTransform(N, M, variant)
+        self.g_a = AnalysisTransform(T, M)
+        self.g_s = SynthesisTransform(T, M, variant)
         self.h_a = HyperAnalysis(M, N)
         self.h_s = HyperSynthesis(M, N)
         self.entropy_bottleneck = EntropyBottleneck(N)
@@ -333,7 +342,9 @@ def infer_config(sd: dict, variant: str = "current") -> dict:
     """MLIC++ constructor keywords read off a (converted) state dict's shapes."""
     try:
         w = lambda k: sd[k].shape  # noqa: E731
-        cfg = dict(N=w("g_a.analysis_transform.0.conv1.weight")[0], M=w("g_a.analysis_transform.6.weight")[0])
+        cfg = dict(N=w("h_a.reduction.0.weight")[0], M=w("g_a.analysis_transform.6.weight")[0])
+        if w("g_a.analysis_transform.0.conv1.weight")[0] != cfg["N"]:
+            cfg["transform_channels"] = w("g_a.analysis_transform.0.conv1.weight")[0]
         cfg["slice_num"] = len({k.split(".")[1] for k in sd if k.startswith("entropy_parameters_anchor.")})
         cfg["ep_hidden"] = tuple(w(f"entropy_parameters_anchor.0.fusion.{i}.weight")[0] for i in (0, 2, 4))
         if cfg["slice_num"] > 1:

@@ -25,6 +25,8 @@ from .trainer import Trainer
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m fastlic.training.speed")
     p.add_argument("--model", default="mlicpp-mini-vr")
+    p.add_argument("--model-config", type=json.loads, default={},
+                   help='JSON keyword overrides for the model, e.g. \'{"transform_channels": 96}\'')
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--crop", type=int, default=128)
     p.add_argument("--steps", type=int, default=4)
@@ -40,7 +42,7 @@ def main(argv=None) -> int:
     import tempfile  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as data:
-        cfg = make_config(model=args.model, data=[data], out=args.out, lmbda=lmbda, batch_size=args.batch_size,
+        cfg = make_config(model=args.model, model_config=args.model_config, data=[data], out=args.out, lmbda=lmbda, batch_size=args.batch_size,
                           crop=args.crop, threads=args.threads, device=args.device, tensorboard=False,
                           amp=args.amp, channels_last=args.channels_last,
                           compile=args.compile)
@@ -55,7 +57,8 @@ def main(argv=None) -> int:
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t)
         trainer.close()
-    print(json.dumps({"model": args.model, "batch_size": args.batch_size, "crop": args.crop,
+    print(json.dumps({"model": args.model, **({"model_config": args.model_config} if args.model_config else {}),
+                      "batch_size": args.batch_size, "crop": args.crop,
                       "threads": args.threads, "device": str(trainer.device), "amp": args.amp,
                       "channels_last": args.channels_last, "compile": args.compile,
                       "s_per_step": round(statistics.median(times[1:]), 3), "first_step_s": round(times[0], 1),
