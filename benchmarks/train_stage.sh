@@ -8,13 +8,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=$1; STEPS=${2:-5000}; NOTE=${3:?a note for the training card}
+# the recipe must build the bundle's layout: 96-channel transforms since stage 20 (the narrow preset before it)
+CONFIG=${CONFIG:-configs/mlicpp_vr_cpu_clean_wide.toml}
 INIT=$RUN.init.pt
 [ -f "$INIT" ] || { mkdir -p "$(dirname "$RUN")"; cp fastlic/weights/mlicpp-mini-vr.pt "$INIT"; }
 echo "== train $(date)"
 if [ -f "$RUN/state.pt" ]; then
   fastlic train --resume --out "$RUN" --steps "$STEPS" --threads 2
 else
-  fastlic train --config configs/mlicpp_vr_cpu_clean.toml --init "$INIT" \
+  fastlic train --config "$CONFIG" --init "$INIT" \
       --out "$RUN" --threads 2 --amp auto --lr 8e-5 --steps "$STEPS" --val-interval 1000
 fi
 echo "== bundle and Kodak $(date)"
