@@ -42,8 +42,8 @@ def main(argv=None) -> int:
     import tempfile  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as data:
-        cfg = make_config(model=args.model, model_config=args.model_config, data=[data], out=args.out, lmbda=lmbda, batch_size=args.batch_size,
-                          crop=args.crop, threads=args.threads, device=args.device, tensorboard=False,
+        cfg = make_config(model=args.model, model_config=args.model_config, data=[data], out=args.out, lmbda=lmbda,
+                          batch_size=args.batch_size, crop=args.crop, threads=args.threads, device=args.device, tensorboard=False,
                           amp=args.amp, channels_last=args.channels_last,
                           compile=args.compile)
         trainer = Trainer(cfg, quiet=True)
