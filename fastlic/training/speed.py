@@ -43,9 +43,8 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory() as data:
         cfg = make_config(model=args.model, model_config=args.model_config, data=[data], out=args.out, lmbda=lmbda,
-                          batch_size=args.batch_size, crop=args.crop, threads=args.threads, device=args.device, tensorboard=False,
-                          amp=args.amp, channels_last=args.channels_last,
-                          compile=args.compile)
+                          batch_size=args.batch_size, crop=args.crop, threads=args.threads, device=args.device,
+                          tensorboard=False, amp=args.amp, channels_last=args.channels_last, compile=args.compile)
         trainer = Trainer(cfg, quiet=True)
         times, losses = [], []
         for _ in range(args.steps + 1):
