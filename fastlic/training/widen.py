@@ -34,6 +34,7 @@ import torch
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..errors import FastlicError
 from ..layers.gdn import GDN
+from ..models.mlicpp import MLICPlusPlus
 from ..registry import create_model
 
 #: the modules whose width changes
@@ -48,11 +49,10 @@ def _zero_gamma(gdn: GDN) -> torch.Tensor:
 def widen(model, transform_channels: int, seed: int = 0):
     """A copy of the MLIC++ ``model`` (fixed or variable rate) whose g_a / g_s are ``transform_channels`` wide
     and whose outputs equal the model's, in eval and training mode alike."""
-    config = dict(model.config)
-    old = config.get("transform_channels", config["N"])
-    if transform_channels < old:
-        raise FastlicError(f"transform_channels {transform_channels} is narrower than the model's {old}")
-    config["transform_channels"] = int(transform_channels)
+    if transform_channels < model.transform_channels:
+        raise FastlicError(f"transform_channels {transform_channels} is narrower than the model's "
+                           f"{model.transform_channels}")
+    config = {**model.config, "transform_channels": int(transform_channels)}
     torch.manual_seed(seed)  # the new channels' initialization, reproducible
     wide = create_model(model.model_name, **config)
     src, dst = model.state_dict(), wide.state_dict()
@@ -93,13 +93,13 @@ def main(argv: list[str] | None = None) -> int:
         from .bundle import stages_of  # noqa: PLC0415
 
         model = load_checkpoint(args.src)
-        if not hasattr(model, "g_a") or "slice_num" not in model.config:
+        if not isinstance(model, MLICPlusPlus):
             raise FastlicError(f"{args.src}: not an MLIC++ model ({model.model_name})")
         stages = stages_of(init_weights(args.src)[1])  # the training behind the source, back to the start
         wide = widen(model, args.transform_channels, args.seed)
-        old = model.config.get("transform_channels", model.config["N"])
         save_checkpoint(out, wide, {"stages": stages, "widened_from": str(args.src),
-                                    "widened": f"transforms {old} -> {args.transform_channels} channels"})
+                                    "widened": f"transforms {model.transform_channels} -> "
+                                               f"{args.transform_channels} channels"})
     except FastlicError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
