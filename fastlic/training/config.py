@@ -1,7 +1,8 @@
 """Training configuration: defaults, recipe files (TOML or JSON) and command-line overrides.
 
 A recipe file holds any subset of the :class:`TrainConfig` fields as top-level keys (see ``configs/*.toml``);
-values given on the command line override the file, which overrides the defaults.
+values given on the command line override the file, which overrides the defaults. ``extends = "other.toml"``
+(relative to the file) starts from another recipe and overrides its keys, so a variant states only what differs.
 """
 
 from __future__ import annotations
@@ -78,8 +79,11 @@ def _normalize(values: dict, source: str) -> dict:
     return out
 
 
-def read_config_file(path) -> dict:
+def read_config_file(path, _seen: tuple = ()) -> dict:
     path = Path(path)
+    if path.resolve() in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, path.resolve()))
+        raise ValueError(f"{path}: recipes extend each other in a cycle ({chain})")
     text = path.read_text()
     if path.suffix == ".json":
         values = json.loads(text)
@@ -90,7 +94,17 @@ def read_config_file(path) -> dict:
     else:
         raise ValueError(f"{path}: recipe files must be .toml or .json")
     values.pop("description", None)
-    return _normalize(values, str(path))
+    parent = values.pop("extends", None)
+    if parent is None:
+        return _normalize(values, str(path))
+    if not isinstance(parent, str) or not parent:
+        raise ValueError(f"{path}: extends must name one recipe file")
+    parent_path = path.parent / parent
+    if not parent_path.is_file():
+        raise ValueError(f"{path}: extends {parent!r}, which is not a file ({parent_path})")
+    merged = read_config_file(parent_path, (*_seen, path.resolve()))
+    merged.update(_normalize(values, str(path)))
+    return merged
 
 
 def make_config(file=None, base: dict | None = None, **overrides) -> TrainConfig:
