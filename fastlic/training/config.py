@@ -81,8 +81,9 @@ def _normalize(values: dict, source: str) -> dict:
 
 def read_config_file(path, _seen: tuple = ()) -> dict:
     path = Path(path)
-    if path.resolve() in _seen:
-        chain = " -> ".join(str(p) for p in (*_seen, path.resolve()))
+    here = path.resolve()
+    if here in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, here))
         raise ValueError(f"{path}: recipes extend each other in a cycle ({chain})")
     text = path.read_text()
     if path.suffix == ".json":
@@ -102,7 +103,7 @@ def read_config_file(path, _seen: tuple = ()) -> dict:
     parent_path = path.parent / parent
     if not parent_path.is_file():
         raise ValueError(f"{path}: extends {parent!r}, which is not a file ({parent_path})")
-    merged = read_config_file(parent_path, (*_seen, path.resolve()))
+    merged = read_config_file(parent_path, (*_seen, here))
     merged.update(_normalize(values, str(path)))
     return merged
 
