@@ -67,9 +67,24 @@ def load_checkpoint_any(path, model: str | None = None):
     raise CheckpointError(f"{path}: neither a fastlic checkpoint nor an MLIC++ reference checkpoint")
 
 
+class UnknownModelError(FastlicError):
+    """A model name that is not in the registry (a typo), as opposed to a known model without weights."""
+
+
+def check_model_name(name: str) -> None:
+    """Raise :class:`UnknownModelError` naming the known models unless ``name`` is registered."""
+    from .registry import list_models
+
+    known = list_models()
+    if name not in known:
+        raise UnknownModelError(f"unknown model {name!r} (known models: {', '.join(known)}; see `fastlic models`)")
+
+
 def load_model(model: str | None = None, checkpoint=None, device: str = "cpu"):
     """The model to code with: from ``checkpoint`` if given, else the bundled weights of ``model``
     (default :data:`DEFAULT_MODEL`). Returned in eval mode with its coding tables built."""
+    if model is not None:
+        check_model_name(model)
     if checkpoint is not None:
         m = load_checkpoint_any(checkpoint, model)
     else:
@@ -102,14 +117,57 @@ def default_quality(model) -> float:
     return (model.num_rates - 1) / 2
 
 
-def encode_to_target(model, image: np.ndarray, target: float, metric: str = "bpp", **opts):
+#: the top of the quality scale users know from cwebp -q and avifenc -q; :func:`native_quality` maps it
+QUALITY_SCALE = 100
+
+
+def native_quality(model, quality: float) -> float:
+    """A quality on the 0-100 scale -> the model's native quality in ``[0, K-1]`` (K trained rate points),
+    linearly: ``q * (K-1) / 100``, so 0 is the lowest trained rate, 100 the highest, 50 the middle (the default).
+    Linear because the native scale already steps evenly through the trained lambdas (each point doubles or so
+    the rate), and PSNR rises about evenly along it (README's table); the decoder snaps it to the 1/1024 grid.
+    """
+    if not hasattr(model, "set_quality"):
+        raise FastlicError(f"model {model.model_name!r} has a fixed rate; a quality does not apply to it")
+    q = float(quality)
+    if not math.isfinite(q) or not 0 <= q <= QUALITY_SCALE:
+        raise FastlicError(f"quality {quality:g} is outside the 0-{QUALITY_SCALE} scale")
+    return q * (model.num_rates - 1) / QUALITY_SCALE
+
+
+def scale_quality(model, native: float) -> float:
+    """Inverse of :func:`native_quality`: a native quality in ``[0, K-1]`` -> the 0-100 scale."""
+    return float(native) * QUALITY_SCALE / max(1, model.num_rates - 1)
+
+
+class TargetResult(tuple):
+    """``(file bytes, native quality, measured value)`` of :func:`encode_to_target`, with the search:
+    ``reachable`` (the values at the lowest and the highest quality) and ``reached`` (whether the target lies
+    within them; if not, the file is the nearest end of the range)."""
+
+    def __new__(cls, data: bytes, quality: float, value: float, reachable: tuple, reached: bool, probes: int):
+        self = super().__new__(cls, (data, quality, value))
+        self.reachable, self.reached, self.probes = reachable, reached, probes
+        return self
+
+
+#: relative tolerance of a target search: within it a value counts as the target
+TARGET_RTOL = 0.01
+
+
+def encode_to_target(model, image: np.ndarray, target: float, metric: str = "bpp", progress=None,
+                     **opts) -> TargetResult:
     """Encode at the quality whose real file meets ``target`` (bits per pixel of the file, or PSNR of its
-    decoded image), by bisection on real encodings (:func:`fastlic.rate_control.find_quality`).
-    -> (file bytes, quality, measured value)."""
+    decoded image), by bisection on real encodings (:func:`fastlic.rate_control.find_quality`); the closest
+    point found wins, so an unreachable target gives the file at the nearest end of the quality range
+    (``reached`` is then false). ``progress(quality, value)`` is called after each probe.
+    -> :class:`TargetResult` (unpacks as ``data, quality, value``)."""
     from .rate_control import find_quality
 
     if not hasattr(model, "set_quality"):
         raise FastlicError(f"model {model.model_name!r} has a fixed rate; a target needs a variable-rate model")
+    if not math.isfinite(target) or target <= 0:
+        raise FastlicError(f"target {target:g} {'bpp' if metric == 'bpp' else 'dB'} must be a positive number")
     px = image.shape[0] * image.shape[1]
 
     def measure(q):
@@ -118,8 +176,10 @@ def encode_to_target(model, image: np.ndarray, target: float, metric: str = "bpp
             return 8 * len(data) / px, data
         return psnr(image, decode_image(data, model)), data
 
-    res = find_quality(measure, target, 0.0, float(model.num_rates - 1), mode="closest", rtol=0.01)
-    return res.payload, res.quality, res.value
+    res = find_quality(measure, target, 0.0, float(model.num_rates - 1), mode="closest", rtol=TARGET_RTOL,
+                       on_evaluation=progress)
+    return TargetResult(res.payload, res.quality, res.value, res.reachable, res.reached(target, TARGET_RTOL),
+                        len(res.evaluations))
 
 
 def plan_tiles(model, h: int, w: int, tile: int | None = None, overlap: int = 32,
@@ -164,11 +224,13 @@ def encode_image(model, image: np.ndarray, quality: float | None = None, tile: i
         # always explicit (and snapped to the model's grid), so the decoder never depends on a default
         if quality is None:
             quality = default_quality(model)
-        if not 0 <= quality <= model.num_rates - 1:
-            raise FastlicError(f"--quality must be in [0, {model.num_rates - 1}] for model {model.model_name!r}")
+        if not (math.isfinite(quality) and 0 <= quality <= model.num_rates - 1):
+            # no CLI flag in the message: the Python API and the Pillow plugin raise it too
+            raise FastlicError(f"native quality {quality:g} is outside [0, {model.num_rates - 1}], the range of "
+                               f"model {model.model_name!r}")
         used_quality = model.set_quality(quality)
     elif quality is not None:
-        raise FastlicError(f"model {model.model_name!r} has a fixed rate; --quality is not supported")
+        raise FastlicError(f"model {model.model_name!r} has a fixed rate; a quality does not apply to it")
     th, tw, ov = plan_tiles(model, h, w, tile, overlap, max_memory)
     device = next(model.parameters()).device
     tiles = []

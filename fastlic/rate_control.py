@@ -28,14 +28,29 @@ class QualitySearch:
     payload: Any = None
     evaluations: list = field(default_factory=list)  # (quality, value) in the order evaluated
 
+    @property
+    def reachable(self) -> tuple[float, float]:
+        """(value at the lowest, value at the highest quality of the range): the first two evaluations."""
+        values = [v for _, v in self.evaluations[:2]]
+        return values[0], values[-1]
+
+    def reached(self, target: float, rtol: float = 0.0) -> bool:
+        """Whether ``target`` lies within :attr:`reachable`, widened by ``rtol`` of the target (else the answer
+        is the nearest end of the range)."""
+        a, b = self.reachable
+        slack = rtol * abs(target)
+        return min(a, b) - slack <= target <= max(a, b) + slack
+
 
 def _grid(q: float) -> float:
     return round(q * QUALITY_GRID) / QUALITY_GRID
 
 
 def find_quality(encode_fn: Callable[[float], Any], target: float, lo: float, hi: float, *,
-                 mode: str = "closest", rtol: float = 0.01, max_evaluations: int = 16) -> QualitySearch:
-    """Bisection for the quality in ``[lo, hi]`` whose measured value meets ``target`` (see module docstring)."""
+                 mode: str = "closest", rtol: float = 0.01, max_evaluations: int = 16,
+                 on_evaluation: Callable[[float, float], None] | None = None) -> QualitySearch:
+    """Bisection for the quality in ``[lo, hi]`` whose measured value meets ``target`` (see module docstring).
+    ``on_evaluation(quality, value)`` is called after each encoding (a progress bar's hook)."""
     if mode not in ("closest", "at_most", "at_least"):
         raise ValueError(f"mode must be closest, at_most or at_least, not {mode!r}")
     if not lo <= hi:
@@ -50,6 +65,8 @@ def find_quality(encode_fn: Callable[[float], Any], target: float, lo: float, hi
             value, payload = res if isinstance(res, tuple) else (res, None)
             seen[q] = (float(value), payload)
             order.append((q, float(value)))
+            if on_evaluation is not None:
+                on_evaluation(q, float(value))
         return seen[q][0]
 
     def good_enough(v: float) -> bool:

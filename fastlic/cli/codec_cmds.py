@@ -12,14 +12,17 @@ import torch
 
 from .. import codec, container, numerics
 from ..errors import FastlicError, FormatError
-from ..io import OutputExistsError, read_image, write_bytes, write_image
+from ..io import (STDIN_NAME, STDIO, STDOUT_NAME, ImageMetadata, OutputExistsError, encode_image_file, image_format,
+                  read_image, read_image_and_metadata, refuse_terminal, write_bytes, write_image, write_stdout)
+from . import progress
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm", ".pnm"}
 
 
 def _common(p, decoding: bool = False):
     if not decoding:
-        p.add_argument("--model", help=f"registry name of the model (default: {codec.DEFAULT_MODEL})")
+        p.add_argument("--model", help=f"registry name of the model (default: {codec.DEFAULT_MODEL}; the list: "
+                                       f"fastlic models)")
     p.add_argument("--checkpoint", help="a fastlic checkpoint, or an official MLIC++ .pth.tar (variant detected)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's default)")
@@ -29,11 +32,14 @@ def _common(p, decoding: bool = False):
                         "(default: auto, or $FASTLIC_PRECISION)")
 
 
-def _output_options(p, what: str, suffix: str):
+def _output_options(p, what: str, kind: str, suffix: str):
     p.add_argument("-o", "--output", metavar="OUT",
-                   help=f"output file, or an existing directory to write <name>{suffix} into (default: beside "
-                        f"each input, {what})")
-    p.add_argument("-f", "--force", action="store_true", help="overwrite existing output files")
+                   help=f"output file ({kind}), an existing directory to write <name>{suffix} into (DIR/ with a "
+                        f"trailing slash must exist), or - for standard output (default: beside each input, {what}; "
+                        f"standard output for the input -)")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="overwrite existing output files (and write binary data to a terminal)")
+    p.add_argument("--strip", action="store_true", help="drop the ICC profile and EXIF metadata (kept by default)")
     talk = p.add_mutually_exclusive_group()
     talk.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     talk.add_argument("-v", "--verbose", action="store_true",
@@ -42,18 +48,27 @@ def _output_options(p, what: str, suffix: str):
 
 def register(sub):
     p = sub.add_parser("compress", help="compress images to .flic files",
-                       description="Compress images to .flic files: photo.png -> photo.flic beside it, or into "
-                                   "-o DIR; a directory input codes each image in it, keeps going past bad files "
-                                   "and ends with a summary. Existing files are never replaced without --force. "
-                                   "Exit status: 0 all written, 1 an error (or any input of a batch failed), "
-                                   "2 bad usage.")
-    p.add_argument("inputs", nargs="+", metavar="IN", help="image files or directories of images")
-    _output_options(p, "photo.png -> photo.flic", ".flic")
+                       description="Compress images to .flic files: photo.png -> photo.flic beside it, into "
+                                   "-o DIR, or -o FILE.flic; - reads standard input and -o - writes standard "
+                                   "output. A directory input codes each image in it, prints a line per file, "
+                                   "keeps going past bad files and ends with a summary. Existing files are never "
+                                   "replaced without --force. The ICC profile and EXIF are kept (--strip drops "
+                                   "them). A --target-* that the image cannot reach writes the nearest quality "
+                                   "with a warning. Exit status: 0 all written, 1 an error (or any input of a "
+                                   "batch failed), 2 bad usage, 130 interrupted.")
+    p.add_argument("inputs", nargs="+", metavar="IN", help="image files, directories of images, or - (stdin)")
+    _output_options(p, "photo.png -> photo.flic", "named *.flic", ".flic")
     rate = p.add_mutually_exclusive_group()
-    rate.add_argument("--quality", type=float, help="rate of a variable-rate model, a float in [0, rates - 1] "
-                                                     "(default: the middle)")
-    rate.add_argument("--target-bpp", type=float, help="search the quality whose file has this many bits per pixel")
-    rate.add_argument("--target-psnr", type=float, help="search the quality whose decoded image has this PSNR (dB)")
+    rate.add_argument("--quality", type=float, metavar="Q",
+                      help="quality 0-100 as in cwebp -q and avifenc -q: 0 the smallest files, 100 the best "
+                           "images (default 50); mapped linearly onto the model's native range")
+    rate.add_argument("--native-quality", type=float, metavar="N",
+                      help="quality on the model's own scale, a float in [0, K-1] for K trained rate points "
+                           "(the bundled default: [0, 4]); what the .flic header and fastlic info show")
+    rate.add_argument("--target-bpp", type=float, metavar="BPP",
+                      help="search the quality whose file has this many bits per pixel (bisection on real files)")
+    rate.add_argument("--target-psnr", type=float, metavar="DB",
+                      help="search the quality whose decoded image has this PSNR in dB")
     p.add_argument("--tile", type=int, help="code in independent square tiles of this side (multiple of 64)")
     p.add_argument("--tile-overlap", type=int, default=32, help="pixels shared by neighbouring tiles (default 32)")
     p.add_argument("--max-memory", type=float, default=codec.DEFAULT_MAX_MEMORY / 2 ** 30,
@@ -67,24 +82,37 @@ def register(sub):
     p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser("decompress", help="decompress .flic files to images",
-                       description="Decompress .flic files: photo.flic -> photo.png beside it, or into -o DIR "
-                                   "(-o FILE for one input; its extension picks the format). A directory input "
-                                   "decodes each .flic file in it. Existing files are never replaced without "
-                                   "--force. Exit status: 0 all written, 1 an error, 2 bad usage.")
-    p.add_argument("inputs", nargs="+", metavar="IN.flic", help=".flic files or directories of them")
-    _output_options(p, "photo.flic -> photo.png", ".png")
+                       description="Decompress .flic files: photo.flic -> photo.png beside it, into -o DIR, or "
+                                   "-o FILE for one input, whose extension picks the format (.png, .jpg, .webp, "
+                                   ".tif, .bmp, .ppm; JPEG and WebP at quality 90); - reads standard input and "
+                                   "-o - writes a PNG to standard output. A directory input decodes each .flic "
+                                   "file in it, a line per file. Existing files are never replaced without "
+                                   "--force. The ICC profile and EXIF stored in the file are written back "
+                                   "(--strip drops them). Exit status: 0 all written, 1 an error, 2 bad usage, "
+                                   "130 interrupted.")
+    p.add_argument("inputs", nargs="+", metavar="IN.flic", help=".flic files, directories of them, or - (stdin)")
+    _output_options(p, "photo.flic -> photo.png", "its extension picks the image format", ".png")
     p.add_argument("--max-memory", type=float, default=codec.DEFAULT_DECODE_MEMORY / 2 ** 30,
                    help="refuse files whose tiles need more memory than this, in GiB (default %(default)g)")
     _common(p, decoding=True)
     p.set_defaults(func=cmd_decompress)
 
-    p = sub.add_parser("info", help="describe a .flic file")
+    p = sub.add_parser("info", help="describe a .flic file",
+                       description="Print what a .flic file holds: model and weights, image size, quality, "
+                                   "tiles, metadata, and the bytes and bits per pixel of each stream. Reads the "
+                                   "header only (no model needed); - reads standard input.")
     p.add_argument("input", metavar="IN.flic")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("demo", help="compress and decompress an example image, print size and PSNR")
+    p = sub.add_parser("demo", help="compress and decompress an example image, print size and PSNR",
+                       description="Compress an image (default: the example shipped with fastlic) to "
+                                   "DIR/demo.flic with the bundled default model, decompress it to DIR/demo.png, "
+                                   "and print the file size, bits per pixel, times and PSNR. Existing demo files "
+                                   "are not replaced without --force.")
     p.add_argument("image", nargs="?", help="image (default: the example shipped with fastlic)")
-    p.add_argument("-o", "--output-dir", default=".", help="where to write demo.flic and demo.png")
+    p.add_argument("-o", "--output-dir", default=".", metavar="DIR", help="where to write demo.flic and demo.png "
+                                                                          "(an existing directory; default .)")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite an existing demo.flic or demo.png")
     _common(p)
     p.set_defaults(func=cmd_demo)
 
@@ -116,21 +144,59 @@ def _expand_inputs(inputs, pick=None):
     return files
 
 
-def _plan(args, suffix: str, pick=None):
-    """-> (batch, [(input, output), ...]): outputs beside the inputs with ``suffix``, in ``-o DIR``, or ``-o FILE``
-    for a single input."""
-    files = _expand_inputs(args.inputs, pick)
-    batch = len(files) > 1 or len(args.inputs) > 1 or Path(args.inputs[0]).is_dir()
+def _plan(args, suffix: str, pick=None, check_name=None):
+    """-> (batch, [(input, output), ...]), as cwebp, avifenc and gzip name outputs: beside the inputs with
+    ``suffix``, in ``-o DIR`` (an existing directory; ``DIR/`` with a trailing slash must be one), ``-o FILE``
+    for a single input (its directory must exist and ``check_name(FILE)`` accept its extension), or ``-``:
+    standard input as the one input, standard output as ``-o -`` (and the default output of input ``-``)."""
+    if STDIO in args.inputs:
+        if len(args.inputs) > 1:
+            raise FastlicError(f"{STDIN_NAME}: standard input (-) can only be the one input")
+        files, batch = [STDIO], False
+    else:
+        files = _expand_inputs(args.inputs, pick)
+        batch = len(files) > 1 or len(args.inputs) > 1 or Path(args.inputs[0]).is_dir()
+    if args.output == STDIO or (args.output is None and files == [STDIO]):
+        if batch:
+            raise FastlicError(f"{STDOUT_NAME}: -o - writes one file; several inputs need -o DIR")
+        return batch, [(files[0], STDIO)]
     if args.output is None:
         return batch, [(f, f.with_name(f.stem + suffix)) for f in files]
     out = Path(args.output)
     if out.is_dir():
+        if files == [STDIO]:
+            raise FastlicError(f"{out}: standard input has no file name to use in a directory; give -o FILE")
         return batch, [(f, out / (f.stem + suffix)) for f in files]
-    if batch:
+    if batch or args.output.endswith(("/", os.sep)):
         if out.exists():
-            raise FastlicError(f"{out}: is not a directory (several inputs need -o DIR)")
-        raise FastlicError(f"{out}: output directory does not exist")
+            raise FastlicError(f"{args.output}: is not a directory" + (" (several inputs need -o DIR)" if batch
+                                                                       else ""))
+        raise FastlicError(f"{args.output}: output directory does not exist")
+    parent = out.parent
+    if not parent.is_dir():
+        raise FastlicError(f"{out}: output directory {parent} does not exist")
+    if check_name is not None:
+        check_name(out)
     return batch, [(files[0], out)]
+
+
+def _flic_name(out: Path) -> None:
+    """A compressed file is named *.flic, so that nothing takes it for the image format it is not."""
+    if out.suffix.lower() != ".flic":
+        got = f"not {out.suffix!r}" if out.suffix else "no extension"
+        raise FastlicError(f"{out}: a compressed file must be named *.flic ({got}); -o - writes to standard output")
+
+
+def _label(src) -> str:
+    return STDIN_NAME if str(src) == STDIO else str(src)
+
+
+def _check_target(target, force: bool) -> None:
+    """Before the work: an existing output needs --force; binary data is not written to a terminal."""
+    if str(target) == STDIO:
+        refuse_terminal(sys.stdout, force)
+    elif not force and os.path.lexists(target):
+        raise OutputExistsError(target)
 
 
 class _Say:
@@ -152,9 +218,9 @@ class _Say:
         if not self.quiet:
             self._print(text, err)
 
-    def detail(self, text):
+    def detail(self, text, err=False):
         if self.verbose:
-            self._print(text, False)
+            self._print(text, err)
 
     def warn(self, text):
         if not self.quiet:
@@ -216,79 +282,170 @@ def _ordo_options(args, model) -> dict:
     return options_for(model, args.lmbda)
 
 
+def _native_quality(args, model, say) -> float | None:
+    """The native quality to code with: --native-quality as given, --quality mapped from 0-100
+    (:func:`fastlic.codec.native_quality`), or None (the default, the middle)."""
+    if getattr(args, "native_quality", None) is not None:
+        return args.native_quality
+    if args.quality is None:
+        return None
+    native = codec.native_quality(model, args.quality)
+    top = model.num_rates - 1
+    if 0 < args.quality <= top:  # most likely a value of the old native scale, which --quality took before
+        say.warn(f"--quality {args.quality:g} is on the 0-100 scale (native quality {native:.4g} of [0, {top}]); "
+                 f"for the model's own scale use --native-quality {args.quality:g}")
+    return native
+
+
+def _quality_text(model, native: float) -> str:
+    if math.isnan(native):
+        return ""
+    return f"quality {codec.scale_quality(model, native):.4g} (native {native:g})"
+
+
+def _target(args, model, image, label, kw, say, show):
+    """Encode at --target-bpp/--target-psnr; an unreachable target is a warning naming the reachable range,
+    and the file is written at the nearest end of the quality range (exit status 0)."""
+    metric, goal = ("bpp", args.target_bpp) if args.target_bpp is not None else ("psnr", args.target_psnr)
+    unit = "bpp" if metric == "bpp" else "dB"
+    probes = progress.bar(desc=f"{label}: searching {goal:g} {unit}", unit="probe") if show else None
+
+    def probed(q, value):
+        if probes is not None:
+            probes.set_postfix_str(f"quality {codec.scale_quality(model, q):.3g}: {value:.4g} {unit}")
+            probes.update(1)
+
+    try:
+        res = codec.encode_to_target(model, image, goal, metric, progress=probed, **kw)
+    finally:
+        if probes is not None:
+            probes.close()
+    data, q, value = res
+    if res.reached:
+        say.info(f"{label}: {_quality_text(model, q)} gives {value:.4f} {unit} (target {goal:g}, "
+                 f"{res.probes} encodings)", err=True)
+    else:
+        lo, hi = res.reachable
+        say.warn(f"{label}: target {goal:g} {unit} is out of reach: {lo:.4g}-{hi:.4g} {unit} over qualities 0-100 "
+                 f"of {model.model_name}; wrote the nearest, {_quality_text(model, q)} at {value:.4f} {unit}")
+    return data
+
+
+def _metadata_options(meta: ImageMetadata) -> dict:
+    """The metadata keywords of :func:`fastlic.codec.encode_image` (only those with content)."""
+    return {k: v for k, v in (("icc", meta.icc), ("exif", meta.exif)) if v}
+
+
 def cmd_compress(args) -> int:
     _setup(args)
     say = _Say(args)
-    batch, jobs = _plan(args, ".flic", pick=lambda q: q.suffix.lower() != ".flic")
-    if not batch and not args.force and os.path.lexists(jobs[0][1]):
-        raise OutputExistsError(jobs[0][1])  # before loading the model and encoding
+    batch, jobs = _plan(args, ".flic", pick=lambda q: q.suffix.lower() != ".flic", check_name=_flic_name)
+    if not batch:
+        _check_target(jobs[0][1], args.force)  # before loading the model and encoding
     model = codec.load_model(args.model, args.checkpoint, args.device)
     opts = _ordo_options(args, model)
+    native = _native_quality(args, model, say)
     say.detail(f"model {model.model_name}, weights {codec.fingerprint(model).hex()[:16]}"
                + (f" ({args.checkpoint})" if args.checkpoint else " (bundled)"))
     say.detail(_mode(args.device))
+    show = progress.enabled(args.quiet) and not batch  # a batch has its bar per file
 
     def work(f, target):
-        if not args.force and os.path.lexists(target):
-            raise OutputExistsError(target)
+        label, to_stdout = _label(f), str(target) == STDIO
+        _check_target(target, args.force)
         notes = []
-        image = read_image(f, notes)
+        image, meta = read_image_and_metadata(f, notes)
         for n in notes:
             say.warn(n)
+        if args.strip:
+            meta = ImageMetadata()
         t0 = time.perf_counter()
-        kw = dict(tile=args.tile, overlap=args.tile_overlap, max_memory=int(args.max_memory * 2 ** 30), **opts)
-        if args.target_bpp is not None or args.target_psnr is not None:
-            metric, goal = ("bpp", args.target_bpp) if args.target_bpp is not None else ("psnr", args.target_psnr)
-            data, q, value = codec.encode_to_target(model, image, goal, metric, **kw)
-            say.info(f"{f.name}: quality {q:.4f} gives {value:.4f} {'bpp' if metric == 'bpp' else 'dB'} "
-                     f"(target {goal:g})", err=True)
-        else:
-            data = codec.encode_image(model, image, quality=args.quality, **kw)
-        seconds = time.perf_counter() - t0
-        write_bytes(target, data, overwrite=args.force)
+        max_memory = int(args.max_memory * 2 ** 30)
+        kw = dict(tile=args.tile, overlap=args.tile_overlap, max_memory=max_memory, **opts, **_metadata_options(meta))
         h, w = image.shape[:2]
-        if not batch or say.verbose:
-            say.info(f"{f} -> {target}: {len(data)} bytes, {8 * len(data) / (h * w):.4f} bpp, {seconds:.2f} s")
-        header = codec.read_header(data, str(target))
-        quality = "" if math.isnan(header.quality) else f", quality {header.quality:g}"
-        say.detail(f"  {w}x{h}{quality}, {len(header.tiles)} tile(s), input {f.stat().st_size} bytes")
+        if args.target_bpp is not None or args.target_psnr is not None:
+            data = _target(args, model, image, label, kw, say, show)
+        else:
+            grid = codec.plan_tiles(model, h, w, args.tile, args.tile_overlap, max_memory)
+            tiles = len(container.tile_grid(h, w, *grid))
+            with progress.coding_progress(model, tiles, False, show and not args.ordo, desc=f"encoding {label}"):
+                data = codec.encode_image(model, image, quality=native, **kw)
+        seconds = time.perf_counter() - t0
+        if to_stdout:
+            write_stdout(data, args.force)
+        else:
+            write_bytes(target, data, overwrite=args.force)
+        shown = STDOUT_NAME if to_stdout else target
+        say.info(f"{label} -> {shown}: {len(data)} bytes, {8 * len(data) / (h * w):.4f} bpp, {seconds:.2f} s",
+                 err=to_stdout)
+        header = codec.read_header(data, str(shown))
+        quality = _quality_text(model, header.quality)
+        size = "" if str(f) == STDIO else f", input {Path(f).stat().st_size} bytes"
+        kept = meta.describe()
+        say.detail(f"  {w}x{h}" + (f", {quality}" if quality else "") + f", {len(header.tiles)} tile(s){size}"
+                   + (f", {kept} kept" if kept else ""), err=to_stdout)
 
     return _run_batch(jobs, batch, say, work, "compressed")
 
 
-def _read_flic(path):
+def _flic_bytes(path) -> bytes:
+    """The bytes of a .flic file, or of standard input for ``-``."""
+    if str(path) == STDIO:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise FastlicError(f"{STDIN_NAME}: standard input is a terminal; pipe a .flic file into it")
+        return sys.stdin.buffer.read()
     path = Path(path)
     if not path.is_file():
         raise FastlicError(f"{path}: no such file")
-    data = path.read_bytes()
-    return container.unpack(data, str(path))
+    return path.read_bytes()
+
+
+def _read_flic(path):
+    return container.unpack(_flic_bytes(path), _label(path))
+
+
+def _file_metadata(f) -> ImageMetadata:
+    """The ICC profile and EXIF a .flic file carries (container fields ``icc`` and ``exif``)."""
+    return ImageMetadata(icc=bytes(getattr(f, "icc", b"") or b""), exif=bytes(getattr(f, "exif", b"") or b""))
 
 
 def cmd_decompress(args) -> int:
     _setup(args)
     say = _Say(args)
-    batch, jobs = _plan(args, ".png", pick=lambda q: q.suffix.lower() == ".flic")
-    if not batch and not args.force and os.path.lexists(jobs[0][1]):
-        raise OutputExistsError(jobs[0][1])
+    batch, jobs = _plan(args, ".png", pick=lambda q: q.suffix.lower() == ".flic", check_name=image_format)
+    if not batch:
+        _check_target(jobs[0][1], args.force)
     models = {}
+    show = progress.enabled(args.quiet) and not batch
 
     def work(src, target):
-        if not args.force and os.path.lexists(target):
-            raise OutputExistsError(target)
-        f = _read_flic(src)
+        label, to_stdout = _label(src), str(target) == STDIO
+        _check_target(target, args.force)
+        data = _flic_bytes(src)
+        f = container.unpack(data, label)
         if f.model not in models:  # loaded once per model name of a batch
             models[f.model] = codec.load_model(f.model, args.checkpoint, args.device)
             say.detail(f"model {f.model}, weights {codec.fingerprint(models[f.model]).hex()[:16]}")
             say.detail(_mode(args.device))
         model = models[f.model]
         t0 = time.perf_counter()
-        image = codec.decode_image(f, model, str(src), max_memory=int(args.max_memory * 2 ** 30))
-        write_image(target, image, overwrite=args.force)
-        if not batch or say.verbose:
-            say.info(f"{src} -> {target}: {f.width}x{f.height}, {time.perf_counter() - t0:.2f} s")
-        quality = "" if math.isnan(f.quality) else f"quality {f.quality:g}, "
-        say.detail(f"  {quality}{len(f.tiles)} tile(s), {Path(src).stat().st_size} bytes, "
-                   f"{8 * Path(src).stat().st_size / f.num_pixels:.4f} bpp")
+        with progress.coding_progress(model, len(f.tiles), True, show, desc=f"decoding {label}"):
+            image = codec.decode_image(f, model, label, max_memory=int(args.max_memory * 2 ** 30))
+        meta = ImageMetadata() if args.strip else _file_metadata(f)
+        notes = []
+        if to_stdout:
+            write_stdout(encode_image_file(image, "PNG", meta, notes, STDOUT_NAME), args.force)
+        else:
+            write_image(target, image, overwrite=args.force, metadata=meta, warnings=notes)
+        for n in notes:
+            say.warn(n)
+        shown = STDOUT_NAME if to_stdout else target
+        say.info(f"{label} -> {shown}: {f.width}x{f.height}, {time.perf_counter() - t0:.2f} s", err=to_stdout)
+        quality = "" if math.isnan(f.quality) else f"{_quality_text(model, f.quality)}, "
+        size = len(data)
+        kept = meta.describe()
+        say.detail(f"  {quality}{len(f.tiles)} tile(s), {size} bytes, {8 * size / f.num_pixels:.4f} bpp"
+                   + (f", {kept} written" if kept else ""), err=to_stdout)
 
     return _run_batch(jobs, batch, say, work, "decompressed")
 
@@ -300,15 +457,25 @@ def _mode(device) -> str:
 
 
 def cmd_info(args) -> int:
-    f = _read_flic(args.input)
-    total = Path(args.input).stat().st_size
+    data = _flic_bytes(args.input)
+    f = container.unpack(data, _label(args.input))
+    total = len(data)
     px = f.num_pixels
-    print(f"file:        {args.input}")
+    print(f"file:        {_label(args.input)}")
     print(f"model:       {f.model} (weights {f.fingerprint.hex()[:16]})")
     print(f"image:       {f.width}x{f.height}, {f.channels} channels, {f.bit_depth} bit "
           f"(padded to multiples of {f.pad_multiple})")
     if not math.isnan(f.quality):
-        print(f"quality:     {f.quality:g}")
+        span = codec.bundled_weights().get(f.model, {}).get("quality_range")  # K is known without loading
+        if span and span[1] > 0:
+            print(f"quality:     {f.quality * codec.QUALITY_SCALE / span[1]:.4g} of 0-{codec.QUALITY_SCALE} "
+                  f"(native {f.quality:g} of [0, {span[1]:g}])")
+        else:
+            print(f"quality:     native {f.quality:g}")
+    meta = _file_metadata(f)
+    if meta:
+        sizes = ", ".join(f"{n} {len(v)} bytes" for n, v in (("ICC profile", meta.icc), ("EXIF", meta.exif)) if v)
+        print(f"metadata:    {sizes}")
     print(f"numeric:     {container.NUMERIC_MODES[f.numeric_mode]}")
     print(f"size:        {total} bytes, {8 * total / px:.4f} bpp")
     if len(f.tiles) > 1:
@@ -332,6 +499,9 @@ def cmd_demo(args) -> int:
     outdir = Path(args.output_dir)
     if not outdir.is_dir():
         raise FastlicError(f"{outdir}: output directory does not exist")
+    flic, png = outdir / "demo.flic", outdir / "demo.png"
+    for target in (flic, png):
+        _check_target(target, args.force)  # before any work
     image = read_image(image_path)
     try:
         model = codec.load_model(args.model, args.checkpoint, args.device)
@@ -343,8 +513,8 @@ def cmd_demo(args) -> int:
             info = json.loads((codec.WEIGHTS_DIR / card).read_text()).get("training", {})
             if "steps" in info:
                 trained = f"bundled weights, {info['steps']} training steps on {info.get('machine', 'CPU')}"
-    except FastlicError:
-        if args.checkpoint:
+    except FastlicError as exc:
+        if args.checkpoint or isinstance(exc, codec.UnknownModelError):
             raise
         name = args.model or "mlicpp-tiny"
         print(f"NOTE: no trained weights are bundled for {name!r}; this demo uses an UNTRAINED, randomly "
@@ -353,14 +523,13 @@ def cmd_demo(args) -> int:
         model = create_model(name).eval()
         model.update()
         trained = "UNTRAINED"
-    flic, png = outdir / "demo.flic", outdir / "demo.png"
     t0 = time.perf_counter()
     data = codec.encode_image(model, image)
     t1 = time.perf_counter()
-    write_bytes(flic, data)
+    write_bytes(flic, data, overwrite=args.force)
     decoded = codec.decode_image(flic.read_bytes(), model, str(flic))
     t2 = time.perf_counter()
-    write_image(png, decoded)
+    write_image(png, decoded, overwrite=args.force)
     h, w = image.shape[:2]
     print(f"model {model.model_name} ({trained}), image {image_path.name} {w}x{h}")
     print(f"{flic}: {len(data)} bytes = {8 * len(data) / (h * w):.4f} bpp (PNG input: "
