@@ -1,0 +1,93 @@
+"""The integer path gives the same integers in every configuration: SIMD level (``ATEN_CPU_CAPABILITY`` default,
+avx2, avx512 where the CPU has them), oneDNN off, 1 and 2 threads, and both GEMM kernels (``torch._int_mm`` and
+exact float64). Each configuration is a separate process (tests/integer_worker.py); small shapes, seconds each.
+
+The primitives of fastlic.integer.ops run on saved inputs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from fastlic.integer import ops
+from fastlic.integer.ops import QMAX
+from fastlic.testing import REPO
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import integer_worker  # noqa: E402
+
+WORKER = Path(__file__).resolve().parent / "integer_worker.py"
+
+
+def _cpu_flags() -> set:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _configs() -> dict:
+    flags = _cpu_flags()
+    cfg = {"threads-1": {"FASTLIC_TEST_THREADS": "1"}, "threads-2": {"FASTLIC_TEST_THREADS": "2"},
+           "simd-default": {"ATEN_CPU_CAPABILITY": "default"}, "no-onednn": {"FASTLIC_TEST_MKLDNN": "0"},
+           "kernel-float64": {"FASTLIC_INT_KERNEL": "float64"},
+           "all-foreign": {"ATEN_CPU_CAPABILITY": "default", "FASTLIC_TEST_MKLDNN": "0", "FASTLIC_TEST_THREADS": "2"}}
+    if "avx2" in flags:
+        cfg["simd-avx2"] = {"ATEN_CPU_CAPABILITY": "avx2"}
+    if "avx512f" in flags:
+        cfg["simd-avx512"] = {"ATEN_CPU_CAPABILITY": "avx512"}
+    return cfg
+
+
+CONFIGS = _configs()
+
+
+def _run(args, env_extra) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS", "FASTLIC_INT_KERNEL")}
+    env.update(env_extra)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    r = subprocess.run([sys.executable, str(WORKER), *map(str, args)], env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return torch.load(args[-1], weights_only=True)
+
+
+def _assert_identical(results: dict, reference: dict) -> None:
+    for name, res in results.items():
+        for key, want in reference.items():
+            got = res["out"][key]
+            assert got.dtype == want.dtype and torch.equal(got, want), f"{name}: {key} differs"
+
+
+def _ops_inputs() -> dict:
+    g = torch.Generator().manual_seed(40)
+    r = lambda shape, bits: torch.randint(-QMAX[bits], QMAX[bits] + 1, shape, generator=g)  # noqa: E731
+    mult, shift = ops.fixed_multipliers(torch.rand(48, generator=g, dtype=torch.float64) * 1e-3, 2.0 ** 34)
+    return {"a8": r((300, 576), 8).to(torch.int16), "a16": r((300, 576), 16).to(torch.int16),
+            "w_t": r((576, 48), 8).to(torch.int8), "x": r((1, 64, 12, 20), 16).to(torch.int16),
+            "w_conv": r((64 * 9, 48), 8).to(torch.int8), "w_conv5": r((64 * 25, 16), 8).to(torch.int8),
+            "w_dw": r((64, 3, 3), 8).to(torch.int8), "acc": torch.randint(-2 ** 34, 2 ** 34, (300, 48), generator=g),
+            "mult": mult, "shift": torch.tensor(shift),
+            "logits": torch.randint(-3000, 3000, (400, 25), generator=g), "tokens": r((500, 64), 16),
+            "eps_term": torch.tensor(12345), "big": torch.randint(0, 2 ** 62, (5000,), generator=g),
+            "ba": r((64, 25, 16), 16), "bb": r((64, 16, 25), 16)}
+
+
+def test_primitives_identical_in_every_configuration(tmp_path):
+    inp = _ops_inputs()
+    torch.save(inp, tmp_path / "in.pt")
+    torch.set_num_threads(1)
+    reference = integer_worker.run_ops(inp)
+    results = {name: _run(["ops", tmp_path / "in.pt", tmp_path / f"{name}.pt"], env) for name, env in CONFIGS.items()}
+    caps = {res["capability"] for res in results.values()}
+    assert len(caps) >= 2, caps  # the matrix really ran other kernels
+    _assert_identical(results, reference)
