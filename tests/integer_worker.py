@@ -1,6 +1,7 @@
 """One configuration of the integer-path matrix (tests/test_integer_portability.py), run as a separate process.
 
     python tests/integer_worker.py ops IN.pt OUT.pt     # the primitives of fastlic.integer.ops on saved inputs
+    python tests/integer_worker.py model DIR OUT.pt     # a saved integer MLIC++ (tiny): parameters and a decode
 
 The configuration comes from the environment: ``ATEN_CPU_CAPABILITY`` (SIMD level of PyTorch's kernels),
 ``FASTLIC_TEST_THREADS`` (intra-op threads), ``FASTLIC_TEST_MKLDNN=0`` (no oneDNN) and ``FASTLIC_INT_KERNEL``
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
+
 import torch
 
 
@@ -41,11 +44,33 @@ def run_ops(inp: dict) -> dict:
     return out
 
 
+def run_model(d: Path) -> dict:
+    import fastlic
+    from fastlic.integer.mlicpp import IntegerMLICPP, _IntForward
+    from fastlic.integer.nodes import QuantConfig
+
+    saved = torch.load(d / "model.pt", weights_only=True)
+    m = fastlic.create_model("mlicpp-tiny").eval()
+    m.load_state_dict(saved["model"])
+    im = IntegerMLICPP(m, QuantConfig(**saved["cfg"]))
+    im.load_state_dict(saved["int"])
+    q = _IntForward(saved["y"], im)
+    fixed = im._slices(im._z_fixed(saved["z_sym"]), q)
+    out = {"y_fixed": torch.cat([f.q for f in fixed], 1), "indexes": torch.cat([t.reshape(-1) for t in q.indexes]),
+           "scales": torch.cat([t.reshape(-1) for t in q.scales]), "means": torch.cat([t.reshape(-1) for t in q.means])}
+    dec = im.decompress(saved["strings"], tuple(saved["shape"]))
+    out["decoded_y_hat"] = dec["y_hat"]
+    out["checksum"] = torch.frombuffer(bytearray(dec["checksum"]), dtype=torch.uint8)
+    return out
+
+
 def main(argv) -> int:
     cfg = configure()
     kind = argv[1]
     if kind == "ops":
         out = run_ops(torch.load(argv[2], weights_only=True))
+    elif kind == "model":
+        out = run_model(Path(argv[2]))
     else:
         raise SystemExit(f"unknown mode {kind!r}")
     out["_config"] = torch.tensor([cfg["threads"], int(cfg["mkldnn"])])

@@ -2,7 +2,8 @@
 avx2, avx512 where the CPU has them), oneDNN off, 1 and 2 threads, and both GEMM kernels (``torch._int_mm`` and
 exact float64). Each configuration is a separate process (tests/integer_worker.py); small shapes, seconds each.
 
-The primitives of fastlic.integer.ops run on saved inputs.
+Two levels: the primitives of fastlic.integer.ops on saved inputs, and a tiny MLIC++ quantized here (its integer
+state saved, as a converted checkpoint would carry it) whose entropy parameters and decode must match exactly.
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
 
+import fastlic
 from fastlic.integer import ops
+from fastlic.integer.mlicpp import quantize_mlicpp
 from fastlic.integer.ops import QMAX
 from fastlic.testing import REPO
 
@@ -90,4 +95,35 @@ def test_primitives_identical_in_every_configuration(tmp_path):
     results = {name: _run(["ops", tmp_path / "in.pt", tmp_path / f"{name}.pt"], env) for name, env in CONFIGS.items()}
     caps = {res["capability"] for res in results.values()}
     assert len(caps) >= 2, caps  # the matrix really ran other kernels
+    _assert_identical(results, reference)
+
+
+@pytest.fixture(scope="module")
+def saved_tiny(tmp_path_factory):
+    """A tiny MLIC++ (seed 0) quantized on a crop of the package's photo, its latents and a stream."""
+    d = tmp_path_factory.mktemp("integer-model")
+    torch.manual_seed(0)
+    m = fastlic.create_model("mlicpp-tiny").eval()
+    m.update()
+    from fastlic.io import read_image
+
+    img = read_image(Path(fastlic.__file__).parent / "data" / "kodim23.png")
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float() / 255  # noqa: E731
+    im = quantize_mlicpp(m, [t(img[100:228, 200:328])])
+    x = t(img[300:377, 400:493])  # odd size: padded to 128 x 128
+    y, z = im._latents(m.pad(x))
+    enc = im.compress(x)
+    torch.save({"model": m.state_dict(), "int": im.state_dict(), "cfg": vars(im.cfg), "y": y.double(),
+                "z_sym": m.entropy_bottleneck.symbols(z), "strings": enc["strings"], "shape": list(enc["shape"])},
+               d / "model.pt")
+    return d, enc
+
+
+def test_integer_mlicpp_identical_in_every_configuration(saved_tiny):
+    d, enc = saved_tiny
+    torch.set_num_threads(1)
+    reference = integer_worker.run_model(d)
+    assert bytes(reference["checksum"].numpy()) == enc["checksum"]
+    assert torch.equal(reference["decoded_y_hat"], enc["y_hat"])
+    results = {name: _run(["model", d, d / f"{name}.out.pt"], env) for name, env in CONFIGS.items()}
     _assert_identical(results, reference)
