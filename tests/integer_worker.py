@@ -2,6 +2,7 @@
 
     python tests/integer_worker.py ops IN.pt OUT.pt     # the primitives of fastlic.integer.ops on saved inputs
     python tests/integer_worker.py model DIR OUT.pt     # a saved integer MLIC++ (tiny): parameters and a decode
+    python tests/integer_worker.py decode CKPT FLIC... OUT.pt   # integer-mode .flic files through fastlic.codec
 
 The configuration comes from the environment: ``ATEN_CPU_CAPABILITY`` (SIMD level of PyTorch's kernels),
 ``FASTLIC_TEST_THREADS`` (intra-op threads), ``FASTLIC_TEST_MKLDNN=0`` (no oneDNN) and ``FASTLIC_INT_KERNEL``
@@ -64,6 +65,24 @@ def run_model(d: Path) -> dict:
     return out
 
 
+def run_decode(ckpt: Path, flics) -> dict:
+    """Whole files in the integer mode, as a user decodes them (header, fingerprint, mode, checksum checks), and
+    the reconstructed latents of each tile; keys ``<file stem>/...``."""
+    import numpy as np
+
+    from fastlic import checkpoint, codec
+
+    m = checkpoint.load_checkpoint(ckpt)
+    out = {}
+    for flic in map(Path, flics):
+        data = flic.read_bytes()
+        out[f"{flic.stem}/pixels"] = torch.from_numpy(np.ascontiguousarray(codec.decode_image(data, m)))
+        for k, t in enumerate(codec.read_header(data).tiles):
+            y_hat, _ = m.integer_path.decode_latents(t.streams, m.padded_size(t.height, t.width))
+            out[f"{flic.stem}/y_hat{k}"] = y_hat
+    return out
+
+
 def main(argv) -> int:
     cfg = configure()
     kind = argv[1]
@@ -71,6 +90,8 @@ def main(argv) -> int:
         out = run_ops(torch.load(argv[2], weights_only=True))
     elif kind == "model":
         out = run_model(Path(argv[2]))
+    elif kind == "decode":
+        out = run_decode(Path(argv[2]), argv[3:-1])
     else:
         raise SystemExit(f"unknown mode {kind!r}")
     out["_config"] = torch.tensor([cfg["threads"], int(cfg["mkldnn"])])

@@ -20,6 +20,7 @@ The analysis and synthesis transforms stay the float model's: they decide nothin
 from __future__ import annotations
 
 import collections
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -326,40 +327,54 @@ class IntegerMLICPP:
     def forward(self, x: torch.Tensor) -> dict:
         """Evaluation pass on the integer path: likelihoods of y (from the integer scales and means) and z,
         reconstruction, and the coded integers' table indexes; like ``model(x)`` in evaluation."""
-        m = self.model
         h, w = x.shape[-2:]
-        y, z = self._latents(m.pad(x))
+        out = self.from_latents(*self._latents(self.model.pad(x)))
+        out["x_hat"] = out["x_hat"][..., :h, :w]
+        return out
+
+    @torch.no_grad()
+    def from_latents(self, y, z) -> dict:
+        """:meth:`forward` on padded latents (the model's ``_from_latents`` in the integer mode)."""
+        m = self.model
         _, z_lik = m.entropy_bottleneck(z, training=False)
         q = _IntForward(y.double(), self)
         y_hat = self.y_float(self._slices(self._z_fixed(m.entropy_bottleneck.symbols(z)), q))
-        x_hat = m.synthesis(y_hat)[..., :h, :w]
-        return {"x_hat": x_hat, "likelihoods": {"y": torch.cat(q.likelihoods, 1), "z": z_lik.double()},
+        return {"x_hat": m.synthesis(y_hat), "likelihoods": {"y": torch.cat(q.likelihoods, 1), "z": z_lik.double()},
                 "y_hat": y_hat, "indexes": q.indexes, "scales": q.scales, "means": q.means}
+
+    @torch.no_grad()
+    def encode_latents(self, y, z):
+        """Code padded latents (y, z) -> ([y stream, z stream], y_hat (float64, exact), checksum)."""
+        m = self.model
+        enc_y, enc_z = Encoder(), Encoder()
+        m.entropy_bottleneck.compress(z, enc_z)
+        fixed = self._slices(self._z_fixed(m.entropy_bottleneck.symbols(z)), _IntEncode(y.double(), self, enc_y))
+        return [enc_y.finish(), enc_z.finish()], self.y_float(fixed), coded_checksum(enc_y, enc_z)
+
+    @torch.no_grad()
+    def decode_latents(self, strings, padded_hw):
+        """Inverse of :meth:`encode_latents` -> (y_hat, checksum); the latent grid is ``padded_hw / 16``."""
+        ph, pw = padded_hw
+        dec_z, dec_y = Decoder(strings[1]), Decoder(strings[0])
+        eb = self.model.entropy_bottleneck
+        c = eb.channels
+        index = np.broadcast_to(np.arange(c).reshape(1, c, 1, 1), (1, c, ph // 64, pw // 64))
+        z_sym = torch.from_numpy(dec_z.decode(index, eb.tables).reshape(1, c, ph // 64, pw // 64))
+        fixed = self._slices(self._z_fixed(z_sym), _IntDecode(self, dec_y))
+        return self.y_float(fixed), coded_checksum(dec_y, dec_z)
 
     @torch.no_grad()
     def compress(self, x: torch.Tensor) -> dict:
         """Streams of one image ([1, 3, H, W]): {"strings": [y, z], "shape", "checksum", "y_hat"}."""
-        m = self.model
-        y, z = self._latents(m.pad(x))
-        enc_y, enc_z = Encoder(), Encoder()
-        m.entropy_bottleneck.compress(z, enc_z)
-        fixed = self._slices(self._z_fixed(m.entropy_bottleneck.symbols(z)), _IntEncode(y.double(), self, enc_y))
-        return {"strings": [enc_y.finish(), enc_z.finish()], "shape": tuple(x.shape[-2:]),
-                "checksum": coded_checksum(enc_y, enc_z), "y_hat": self.y_float(fixed)}
+        strings, y_hat, checksum = self.encode_latents(*self._latents(self.model.pad(x)))
+        return {"strings": strings, "shape": tuple(x.shape[-2:]), "checksum": checksum, "y_hat": y_hat}
 
     @torch.no_grad()
     def decompress(self, strings, shape) -> dict:
         m = self.model
         h, w = int(shape[0]), int(shape[1])
-        ph, pw = m.padded_size(h, w)
-        dec_z, dec_y = Decoder(strings[1]), Decoder(strings[0])
-        eb = m.entropy_bottleneck
-        c = eb.channels
-        index = np.broadcast_to(np.arange(c).reshape(1, c, 1, 1), (1, c, ph // 64, pw // 64))
-        z_sym = torch.from_numpy(dec_z.decode(index, eb.tables).reshape(1, c, ph // 64, pw // 64))
-        fixed = self._slices(self._z_fixed(z_sym), _IntDecode(self, dec_y))
-        y_hat = self.y_float(fixed)
-        return {"x_hat": m.synthesis(y_hat)[..., :h, :w], "checksum": coded_checksum(dec_y, dec_z), "y_hat": y_hat}
+        y_hat, checksum = self.decode_latents(strings, m.padded_size(h, w))
+        return {"x_hat": m.synthesis(y_hat)[..., :h, :w], "checksum": checksum, "y_hat": y_hat}
 
 
 # ---------------------------------------------------------------------------------------------- quantizers
@@ -444,6 +459,17 @@ class _IntDecode(_IntQuantizer):
         sym = torch.from_numpy(self.dec.decode(idx.numpy(), self.im.model.gaussian_conditional.tables))
         full = ckbd.scatter(sym.reshape(idx.shape), scales.q.shape, anchors)
         return self._fixed(full, means, anchors)
+
+
+def package_calibration_images() -> list:
+    """The calibration set the package ships: the left half of ``fastlic/data/kodim23.png`` as two 256x384
+    crops and their mirror images ([1, 3, H, W] in [0, 1]); the right half stays for measuring."""
+    from ..io import read_image  # noqa: PLC0415
+
+    img = read_image(Path(__file__).resolve().parents[1] / "data" / "kodim23.png")
+    left = [img[:256, :384], img[256:512, :384]]
+    crops = left + [c[:, ::-1] for c in left]
+    return [torch.from_numpy(np.ascontiguousarray(c)).permute(2, 0, 1)[None].float() / 255 for c in crops]
 
 
 def quantize_mlicpp(model, images, qualities=(None,), cfg: QuantConfig | None = None) -> IntegerMLICPP:
