@@ -50,10 +50,20 @@ def _recrc(body: bytes) -> bytes:
 
 
 def test_checksum_mismatch_is_an_error(tiny, image):
-    f = container.unpack(codec.encode_image(tiny, image))
-    f.tiles[0].checksum = bytes(8)
-    with pytest.raises(DecodeDivergenceError, match="checksum"):
-        codec.decode_image(container.pack(f), tiny)
+    """A wrong checksum of either stream is refused naming the stream; a wrong z checksum before y is decoded."""
+    calls = []
+    real = tiny.gaussian_conditional.decode
+    tiny.gaussian_conditional.decode = lambda *a, **k: calls.append(1) or real(*a, **k)
+    try:
+        for k, name in enumerate(tiny.stream_names):
+            f = container.unpack(codec.encode_image(tiny, image))
+            f.tiles[0].checksums[k] = bytes(8)
+            calls.clear()
+            with pytest.raises(DecodeDivergenceError, match=f"the decoded {name} stream differs .*checksum"):
+                codec.decode_image(container.pack(f), tiny)
+            assert bool(calls) == (name == "y")  # z is checked before any y symbol is decoded
+    finally:
+        del tiny.gaussian_conditional.decode
 
 
 def test_other_model_or_weights_are_refused(tiny, image):

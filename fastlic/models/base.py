@@ -27,12 +27,23 @@ from ..entropy.bottleneck import EntropyBottleneck
 from ..entropy.coder import TableOwner
 
 
+class CodedChecksum(bytes):
+    """The 8-byte checksum of an image's streams (compares as those bytes), which also carries the digest of
+    each stream (``streams``, in the order of the coders given: the order of ``strings``), for the container to
+    bind each stream to its header (:func:`fastlic.container.stream_checksum`)."""
+
+    streams: tuple = ()
+
+
 def coded_checksum(*coders) -> bytes:
     """Checksum of an image's streams: 8-byte BLAKE2b over the digests of its encoders (or decoders)."""
+    digests = tuple(c.digest() for c in coders)
     h = hashlib.blake2b(digest_size=8)
-    for c in coders:
-        h.update(c.digest())
-    return h.digest()
+    for d in digests:
+        h.update(d)
+    out = CodedChecksum(h.digest())
+    out.streams = digests
+    return out
 
 
 def state_dict_fingerprint(state_dict: dict) -> bytes:
@@ -51,6 +62,8 @@ class CompressionModel(nn.Module):
 
     pad_multiple = 64
     model_name = "unnamed"
+    #: the entropy-coded streams of an image, in the order of ``compress()["strings"]`` (decoded z first)
+    stream_names = ("y", "z")
     #: children that are not on the entropy-parameter path: transforms that only the encoder runs (g_a, h_a) or
     #: that only produce pixels (g_s), and entropy models with integer tables
     transform_modules = ("g_a", "g_s", "h_a", "entropy_bottleneck", "gaussian_conditional", "gmm", "latent_gain")
@@ -128,15 +141,19 @@ class CompressionModel(nn.Module):
         return {"strings": strings, "shape": (h, w), "checksums": [c for _, c in per_image]}
 
     @torch.no_grad()
-    def decompress(self, strings, shape) -> dict:
-        """Inverse of :meth:`compress`; ``shape`` is the original ``(H, W)``."""
+    def decompress(self, strings, shape, verify=None) -> dict:
+        """Inverse of :meth:`compress`; ``shape`` is the original ``(H, W)``.
+
+        ``verify(k, digest)``, if given, is called as soon as stream ``k`` (an index into ``strings``) of an
+        image is decoded, in decode order, with the digest of its coded integers; it may raise to stop before
+        the next stream is decoded (:func:`fastlic.codec.decode_image` checks each stream's checksum so)."""
         if self.training:
             raise RuntimeError("call model.eval() before decompress()")
         h, w = int(shape[0]), int(shape[1])
         ph, pw = self.padded_size(h, w)
         outs, sums = [], []
         for i in range(len(strings[0])):
-            x_hat, checksum = self._decompress([s[i] for s in strings], (ph, pw))
+            x_hat, checksum = self._decompress([s[i] for s in strings], (ph, pw), verify)
             outs.append(x_hat[..., :h, :w])
             sums.append(checksum)
         return {"x_hat": torch.cat(outs, 0), "checksums": sums}

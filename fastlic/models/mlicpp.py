@@ -296,15 +296,21 @@ class MLICPlusPlus(OnlineRDO, CompressionModel):
         checksum = coded_checksum(enc_y, enc_z)
         return [enc_y.finish(), enc_z.finish()], y_hat.to(y.dtype), checksum
 
-    def _decompress(self, strings, padded_hw):
+    def _decompress(self, strings, padded_hw, verify=None):
         y_string, z_string = strings
         ph, pw = padded_hw
         dec_z = Decoder(z_string)
         z_hat = self.entropy_bottleneck.decompress(dec_z, (1, self.N, ph // 64, pw // 64))
+        dec_z.finish()
+        if verify is not None:  # z is small: a damaged file or header stops here, before y costs anything
+            verify(1, dec_z.digest())
         dec_y = Decoder(y_string)
         with self.parameter_path():
             hyper = self.h_s(numerics.to_param(z_hat))
             y_hat = self._slices(hyper, _DecodeQuantizer(self.gaussian_conditional, dec_y))
+        dec_y.finish()
+        if verify is not None:
+            verify(0, dec_y.digest())
         return self.synthesis(y_hat), coded_checksum(dec_y, dec_z)
 
     # ------------------------------------------------------------------------------ reference checkpoints
