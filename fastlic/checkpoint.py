@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from . import numerics
 from .errors import CheckpointError
 from .models.base import state_dict_fingerprint
 from .registry import create_model
@@ -119,7 +120,9 @@ def convert_reference_checkpoint(src, dst, variant: str = "current") -> None:
     raw = read_checkpoint(src)
     model = MLICPlusPlus.from_reference_state_dict(raw, variant=variant)
     model.model_name = "mlicpp" if variant == "current" else "mlicpp-2023"
-    meta = {"source": os.path.basename(str(src)), "variant": variant}
+    # the converted file keeps the official weights' preferred precision (fastlic.numerics.preferred_precision)
+    meta = {"source": os.path.basename(str(src)), "variant": variant,
+            "preferred_precision": list(numerics.preferred_precision(model))}
     for key in ("epoch", "loss"):
         if key in raw and isinstance(raw[key], (int, float)):
             meta[key] = raw[key]

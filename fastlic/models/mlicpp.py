@@ -321,7 +321,8 @@ class MLICPlusPlus(OnlineRDO, CompressionModel):
         Accepts keys with or without a ``module.`` prefix, the older ``_matrix{k}/_bias{k}/_factor{k}`` or the
         newer ``matrices.{k}/biases.{k}/factors.{k}`` entropy-bottleneck names, and CDF buffers present or
         absent (they are rebuilt with this project's coder). ``N``, ``M`` and ``slice_num`` are inferred from
-        the weights unless given.
+        the weights unless given. The model prefers the exact fp32 transforms, which the default precision
+        ``auto`` honours (:data:`fastlic.numerics.REFERENCE_PRECISION`; ``--precision bf16`` overrides it).
         """
         if "state_dict" in state_dict and isinstance(state_dict["state_dict"], dict):
             state_dict = state_dict["state_dict"]
@@ -341,6 +342,7 @@ class MLICPlusPlus(OnlineRDO, CompressionModel):
             raise CheckpointError(f"state dict does not fit MLIC++ variant {variant!r}: {detail}")
         model.eval()
         model.update()
+        numerics.prefer_precision(model, *numerics.REFERENCE_PRECISION)  # `auto` runs official weights exactly
         return model
 
 
