@@ -297,7 +297,8 @@ def check_header(f: container.FlicFile, model, source: str = "input") -> None:
     """Every header field the decoder uses, against the model (after :func:`check_model`), so that decoding
     never meets a value it cannot take: the quality (a variable-rate model needs a finite value in
     ``[0, K-1]`` on its 1/1024 grid; a fixed-rate model needs none, NaN), the streams per tile (the model's),
-    and tile sides that are multiples of its padding multiple."""
+    tile sides that are multiples of its padding multiple, and streams of whole 32-bit words (what the ANS
+    coder writes)."""
     from .models.gain import QUALITY_GRID
 
     if hasattr(model, "set_quality"):
@@ -322,6 +323,12 @@ def check_header(f: container.FlicFile, model, source: str = "input") -> None:
     if f.tile_h % m or f.tile_w % m:
         raise FormatError(f"{source}: corrupted .flic header (tile size {f.tile_w}x{f.tile_h} is not a multiple "
                           f"of {m})")
+    for i, t in enumerate(f.tiles):  # the ANS streams are 32-bit words, at least one: before any tile is decoded
+        for k, s in enumerate(t.streams):
+            if not s or len(s) % 4:
+                where = f" of tile {i + 1} of {len(f.tiles)}" if len(f.tiles) > 1 else ""
+                raise FormatError(f"{source}: the {names[k]} stream{where} is corrupted ({len(s)} bytes, not a "
+                                  f"whole number of 32-bit words)")
 
 
 def _blend_weights(t: container.Tile, h: int, w: int, overlap: int) -> np.ndarray:
