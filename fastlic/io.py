@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .container import MAX_PIXELS
+from .container import MAX_PIXELS, check_exif, check_icc
 from .errors import FastlicError, ImageError
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
@@ -94,13 +94,26 @@ def read_image_and_metadata(path, warnings: list | None = None) -> tuple[np.ndar
             rotated = oriented is not im and exif.get(ORIENTATION, 1) != 1
             if rotated:
                 notes.append(f"{name}: EXIF orientation applied")
-            meta = ImageMetadata(icc=bytes(im.info.get("icc_profile") or b""), exif=_exif_bytes(im, exif, rotated))
+            meta = _valid(ImageMetadata(icc=bytes(im.info.get("icc_profile") or b""),
+                                        exif=_exif_bytes(im, exif, rotated)), name, notes)
             return _to_rgb8(oriented, name, notes, deep), meta
     except Image.DecompressionBombError:
         raise ImageError(f"{label}: image is larger than {MAX_PIXELS} pixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         reason = "not a readable image" if isinstance(exc, UnidentifiedImageError) else f"cannot decode image ({exc})"
         raise ImageError(f"{label}: {reason}") from None
+
+
+def _valid(meta: ImageMetadata, name: str, notes: list) -> ImageMetadata:
+    """``meta`` without what the container would refuse (:func:`fastlic.container.check_icc`/``check_exif``): a
+    malformed profile in a photo is dropped with a note, not a reason to refuse the photo."""
+    for field, check in (("icc", check_icc), ("exif", check_exif)):
+        try:
+            check(getattr(meta, field), name, ImageError)
+        except ImageError as exc:
+            notes.append(f"{exc}; dropped")
+            meta = ImageMetadata(**{**meta.__dict__, field: b""})
+    return meta
 
 
 def _stdin_bytes() -> io.BytesIO:

@@ -140,9 +140,15 @@ def test_16_bit_rgb_is_reduced_with_a_warning(tmp_path, channels):
     assert notes == []  # an 8-bit RGB file is not reported
 
 
+def _srgb_profile() -> bytes:
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
 def test_icc_and_exif_are_read_and_the_applied_orientation_is_reset(tmp_path):
     rgb = _rgb(10, 40)
-    icc = b"fake ICC profile bytes " * 20
+    icc = _srgb_profile()
     exif = Image.Exif()
     exif[0x010F] = "fastlic camera"  # Make
     exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
@@ -163,13 +169,19 @@ def test_icc_and_exif_are_read_and_the_applied_orientation_is_reset(tmp_path):
     assert read_image_and_metadata(path)[1] == ImageMetadata(icc=b"", exif=raw[6:])
     Image.fromarray(rgb).save(tmp_path / "bare.png")
     assert not read_image_and_metadata(tmp_path / "bare.png")[1]
+    # a profile the container would refuse is dropped with a note; the photo is still read
+    Image.fromarray(rgb).save(tmp_path / "badicc.png", icc_profile=b"not an ICC profile")
+    notes = []
+    pixels, meta = read_image_and_metadata(tmp_path / "badicc.png", notes)
+    assert np.array_equal(pixels, rgb) and not meta
+    assert notes == ["badicc.png: the ICC profile is not valid (18 bytes, no ICC header); dropped"]
 
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp", ".tif"])
 def test_metadata_is_written_where_the_format_holds_it(tmp_path, suffix):
     exif = Image.Exif()
     exif[0x010F] = "fastlic camera"
-    meta = ImageMetadata(icc=b"fake ICC " * 30, exif=exif.tobytes()[6:])
+    meta = ImageMetadata(icc=_srgb_profile(), exif=exif.tobytes()[6:])
     notes = []
     write_image(tmp_path / f"o{suffix}", _rgb(), metadata=meta, warnings=notes)
     assert notes == []

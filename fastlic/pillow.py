@@ -103,10 +103,11 @@ class FlicImageFile(ImageFile.ImageFile):
         self.info["flic_model"] = header.model
         self.info["flic_quality"] = header.quality
         self.info["flic_tiles"] = len(header.tiles)
-        if getattr(header, "icc", b""):
+        if header.icc:
             self.info["icc_profile"] = bytes(header.icc)
-        if getattr(header, "exif", b""):
-            self.info["exif"] = EXIF_PREFIX + bytes(header.exif)  # the form Pillow's JPEG reader gives
+        if header.exif:  # in the form Pillow's JPEG reader gives, which its writers all take
+            exif = bytes(header.exif)
+            self.info["exif"] = exif if exif.startswith(EXIF_PREFIX) else EXIF_PREFIX + exif
         self.tile = [ImageFile._Tile("flic", (0, 0) + self.size, 0, (source,))]
 
 

@@ -209,3 +209,24 @@ def test_unknown_save_options_are_named_in_a_warning(tmp_path, vr_checkpoint, ar
         Image.fromarray(array).save(tmp_path / "x.flic", qualty=90, optimize=True)
     with Image.open(tmp_path / "x.flic") as im:
         assert im.info["flic_quality"] == 2  # the misspelt option did not apply: the default
+
+
+def test_icc_and_exif_are_saved_and_opened_as_pillow_does_for_jpeg(tmp_path, checkpoints, array):
+    from PIL import ImageCms
+
+    ck, _ = checkpoints
+    flic_pillow.register(checkpoint=ck)
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x010F] = "fastlic camera"
+    img = Image.fromarray(array)
+    img.info["icc_profile"] = icc  # as an opened photo carries it: taken by default
+    img.save(tmp_path / "x.flic", exif=exif)
+    with Image.open(tmp_path / "x.flic") as im:
+        assert im.info["icc_profile"] == icc and im.getexif()[0x010F] == "fastlic camera"
+        im.save(tmp_path / "x.png")  # Pillow's PNG writer takes them from info as it would from a JPEG
+    with Image.open(tmp_path / "x.png") as png:
+        assert png.info["icc_profile"] == icc
+    img.save(tmp_path / "bare.flic", icc_profile=b"")  # b"": store none
+    with Image.open(tmp_path / "bare.flic") as im:
+        assert "icc_profile" not in im.info and "exif" not in im.info

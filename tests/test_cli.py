@@ -691,3 +691,35 @@ def test_demo_and_convert_checkpoint_do_not_overwrite_without_force(tmp_path, im
     target.write_bytes(b"keep")
     assert run("convert-checkpoint", ckpt, "-o", target) == 1
     assert "already exists" in _one_error(capsys) and target.read_bytes() == b"keep"
+
+
+def test_icc_and_exif_survive_compress_and_decompress(tmp_path, ckpt, capsys):
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x010F] = "fastlic camera"  # Make
+    exif[0x0112] = 6  # displayed rotated by 90 degrees: fastlic rotates the pixels and resets the tag
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray((np.random.default_rng(0).random((30, 50, 3)) * 255).astype(np.uint8)).save(
+        photo, icc_profile=icc, exif=exif.tobytes(), quality=95)
+    flic = tmp_path / "photo.flic"
+    assert run("compress", photo, "-o", flic, "--checkpoint", ckpt, "-v") == 0
+    assert "ICC profile and EXIF kept" in capsys.readouterr().out
+    assert run("info", flic) == 0
+    assert re.search(r"metadata: +ICC profile 588 bytes, EXIF \d+ bytes", capsys.readouterr().out)
+    for name in ("back.png", "back.jpg", "back.webp", "back.tif"):
+        assert run("decompress", flic, "-o", tmp_path / name, "--checkpoint", ckpt, "-q") == 0
+        with Image.open(tmp_path / name) as im:
+            assert im.size == (30, 50) and im.info.get("icc_profile") == icc, name
+            assert im.getexif()[0x010F] == "fastlic camera" and im.getexif()[0x0112] == 1, name
+    capsys.readouterr()
+    assert run("decompress", flic, "-o", tmp_path / "back.bmp", "--checkpoint", ckpt) == 0
+    assert "back.bmp: ICC profile and EXIF dropped (BMP cannot hold them" in capsys.readouterr().err
+    assert run("decompress", flic, "-o", tmp_path / "bare.png", "--checkpoint", ckpt, "--strip", "-q") == 0
+    with Image.open(tmp_path / "bare.png") as im:
+        assert "icc_profile" not in im.info and not im.getexif()
+    assert run("compress", photo, "-o", tmp_path / "stripped.flic", "--checkpoint", ckpt, "--strip", "-q") == 0
+    assert run("info", tmp_path / "stripped.flic") == 0
+    assert "metadata:" not in capsys.readouterr().out
+    assert (tmp_path / "stripped.flic").stat().st_size < flic.stat().st_size - len(icc)

@@ -12,7 +12,7 @@ import torch
 
 from .. import codec, container, numerics
 from ..errors import FastlicError, FormatError
-from ..io import (STDIN_NAME, STDIO, STDOUT_NAME, ImageMetadata, OutputExistsError, encode_image_file, image_format,
+from ..io import (EXIF_PREFIX, STDIN_NAME, STDIO, STDOUT_NAME, ImageMetadata, OutputExistsError, encode_image_file, image_format,
                   read_image, read_image_and_metadata, refuse_terminal, write_bytes, write_image, write_stdout)
 from . import progress
 
@@ -419,8 +419,10 @@ def _read_flic(path):
 
 
 def _file_metadata(f) -> ImageMetadata:
-    """The ICC profile and EXIF a .flic file carries (container fields ``icc`` and ``exif``)."""
-    return ImageMetadata(icc=bytes(getattr(f, "icc", b"") or b""), exif=bytes(getattr(f, "exif", b"") or b""))
+    """The ICC profile and EXIF a .flic file carries, EXIF without the JPEG ``Exif\\0\\0`` prefix (the container
+    takes it with or without)."""
+    exif = bytes(f.exif)
+    return ImageMetadata(icc=bytes(f.icc), exif=exif[len(EXIF_PREFIX):] if exif.startswith(EXIF_PREFIX) else exif)
 
 
 def cmd_decompress(args) -> int:
