@@ -5,8 +5,9 @@ Input policy (every conversion is reported as a warning that names what was chan
 * Formats: whatever Pillow reads (PNG, JPEG, WebP, TIFF, BMP, GIF, ...). The EXIF orientation of a photo is
   applied, so the decoded image looks as the camera meant it.
 * The codecs code 8-bit RGB. Grayscale and palette images are converted to RGB; an alpha channel is dropped
-  (lossless alpha is not supported yet); 16-bit images are reduced to 8 bits per channel by rounding; CMYK is
-  converted to RGB; an animated image is coded from its first frame.
+  (lossless alpha is not supported yet); 16-bit images are reduced to 8 bits per channel (grayscale by rounding;
+  RGB and RGBA, which Pillow opens as 8-bit modes keeping the high byte, are detected from the file's raw mode);
+  CMYK is converted to RGB; an animated image is coded from its first frame.
 * Images larger than the container's limit (:data:`fastlic.container.MAX_PIXELS`) are refused before decoding.
 * Metadata (:func:`read_image_and_metadata`): the ICC profile and the EXIF block are returned as bytes, to be
   stored in the ``.flic`` file and written back on decoding. When the EXIF orientation was applied to the pixels,

@@ -12,8 +12,9 @@ import torch
 
 from .. import codec, container, numerics
 from ..errors import FastlicError, FormatError
-from ..io import (EXIF_PREFIX, STDIN_NAME, STDIO, STDOUT_NAME, ImageMetadata, OutputExistsError, encode_image_file, image_format,
-                  read_image, read_image_and_metadata, refuse_terminal, write_bytes, write_image, write_stdout)
+from ..io import (EXIF_PREFIX, STDIN_NAME, STDIO, STDOUT_NAME, ImageMetadata, OutputExistsError, encode_image_file,
+                  image_format, read_image, read_image_and_metadata, refuse_terminal, write_bytes, write_image,
+                  write_stdout)
 from . import progress
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm", ".pnm"}

@@ -210,10 +210,12 @@ def cmd_eval(args):
     write_bytes(out, (json.dumps(result, indent=2) + "\n").encode(), overwrite=args.force)
     r = result["results"]
     print(f"{result['name']}: {len(images)} images x {len(r['bpp'])} points -> {out}")
-    for q, b, p_, m in zip(r["quality"], r["bpp"], r["psnr-rgb"], r["ms-ssim-rgb"]):
+    given = args.qualities if args.model and args.qualities is not None else [None] * len(r["quality"])
+    for q, g, b, p_, m in zip(r["quality"], given, r["bpp"], r["psnr-rgb"], r["ms-ssim-rgb"]):
         ms = f"{m:.4f}" if m is not None else "-"
         ps = f"{p_:.2f}" if p_ is not None else "inf"
-        print(f"  q={q}: {b:.4f} bpp  {ps} dB  MS-SSIM {ms}")
+        shown = f"q={q}" if g is None else f"q={g} (native {q:g})"
+        print(f"  {shown}: {b:.4f} bpp  {ps} dB  MS-SSIM {ms}")
     return 0
 
 
