@@ -95,7 +95,7 @@ def read_image_and_metadata(path, warnings: list | None = None) -> tuple[np.ndar
             rotated = oriented is not im and exif.get(ORIENTATION, 1) != 1
             if rotated:
                 notes.append(f"{name}: EXIF orientation applied")
-            meta = _valid(ImageMetadata(icc=bytes(im.info.get("icc_profile") or b""),
+            meta = valid_metadata(ImageMetadata(icc=bytes(im.info.get("icc_profile") or b""),
                                         exif=_exif_bytes(im, exif, rotated)), name, notes)
             return _to_rgb8(oriented, name, notes, deep), meta
     except Image.DecompressionBombError:
@@ -105,7 +105,7 @@ def read_image_and_metadata(path, warnings: list | None = None) -> tuple[np.ndar
         raise ImageError(f"{label}: {reason}") from None
 
 
-def _valid(meta: ImageMetadata, name: str, notes: list) -> ImageMetadata:
+def valid_metadata(meta: ImageMetadata, name: str, notes: list) -> ImageMetadata:
     """``meta`` without what the container would refuse (:func:`fastlic.container.check_icc`/``check_exif``): a
     malformed profile in a photo is dropped with a note, not a reason to refuse the photo."""
     for field, check in (("icc", check_icc), ("exif", check_exif)):

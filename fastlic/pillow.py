@@ -42,7 +42,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 from . import codec
 from .container import MAGIC
 from .errors import FastlicError
-from .io import EXIF_PREFIX, pil_to_rgb8
+from .io import EXIF_PREFIX, ImageMetadata, pil_to_rgb8, valid_metadata
 
 FORMAT = "FLIC"
 EXTENSION = ".flic"
@@ -134,8 +134,9 @@ class FlicDecoder(ImageFile.PyDecoder):
 SAVE_OPTIONS = ("quality", "native_quality", "model", "checkpoint", "device", "icc_profile", "exif")
 
 
-def _metadata(im: Image.Image, info: dict) -> dict:
-    """The ``icc``/``exif`` keywords of :func:`fastlic.codec.encode_image`: the save options, else the image's."""
+def _metadata(im: Image.Image, info: dict, name: str, notes: list) -> dict:
+    """The ``icc``/``exif`` keywords of :func:`fastlic.codec.encode_image`: the save options, else the image's
+    (one the container would refuse is dropped with a note, as ``fastlic compress`` does)."""
     icc = info.get("icc_profile", im.info.get("icc_profile")) or b""
     exif = info.get("exif", im.info.get("exif")) or b""
     if isinstance(exif, Image.Exif):
@@ -144,7 +145,8 @@ def _metadata(im: Image.Image, info: dict) -> dict:
         raise FastlicError("icc_profile and exif must be bytes (exif may be a PIL.Image.Exif)")
     exif = bytes(exif)
     exif = exif[len(EXIF_PREFIX):] if exif.startswith(EXIF_PREFIX) else exif
-    return {k: bytes(v) for k, v in (("icc", icc), ("exif", exif)) if v}
+    meta = valid_metadata(ImageMetadata(icc=bytes(icc), exif=exif), name, notes)
+    return {k: v for k, v in (("icc", meta.icc), ("exif", meta.exif)) if v}
 
 
 def _save(im: Image.Image, fp, filename):
@@ -166,7 +168,7 @@ def _save(im: Image.Image, fp, filename):
         quality = info.get("native_quality")
         if info.get("quality") is not None:
             quality = codec.native_quality(model, info["quality"])
-        data = codec.encode_image(model, array, quality=quality, **_metadata(im, info))
+        data = codec.encode_image(model, array, quality=quality, **_metadata(im, info, name, notes))
     except FastlicError as exc:
         raise OSError(f"cannot write {name} as FLIC: {exc}") from exc
     for note in notes:

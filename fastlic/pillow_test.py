@@ -230,3 +230,7 @@ def test_icc_and_exif_are_saved_and_opened_as_pillow_does_for_jpeg(tmp_path, che
     img.save(tmp_path / "bare.flic", icc_profile=b"")  # b"": store none
     with Image.open(tmp_path / "bare.flic") as im:
         assert "icc_profile" not in im.info and "exif" not in im.info
+    with pytest.warns(UserWarning, match="the ICC profile is not valid .*; dropped"):
+        img.save(tmp_path / "badicc.flic", icc_profile=b"not a profile")
+    with Image.open(tmp_path / "badicc.flic") as im:
+        assert "icc_profile" not in im.info and im.size == img.size

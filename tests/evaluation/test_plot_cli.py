@@ -145,3 +145,8 @@ def test_eval_quality_of_a_learned_model_is_0_to_100(run, tmp_path, small_images
     code, stdout, err = run("eval", "--model", "mlicpp-tiny-vr", "--random-init", "--data", small_images,
                             "--limit", 1, "--native-quality", 1, "-o", out, "--force")
     assert code == 0 and json.loads(out.read_text())["results"]["quality"] == [1]
+    # values that look like the native scale of old are taken on 0-100, with a warning
+    code, stdout, err = run("eval", "--model", "mlicpp-tiny-vr", "--random-init", "--data", small_images,
+                            "--limit", 1, "--quality", 0, 1, "-o", out, "--force")
+    assert code == 0 and "--quality 0 1 is on the 0-100 scale" in err and "--native-quality" in err
+    assert "q=1 (native " in stdout
