@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 import fastlic
+from fastlic import numerics
 from fastlic.checkpoint import save_checkpoint
 from fastlic.cli import main
 
@@ -183,7 +184,9 @@ def test_convert_checkpoint(tmp_path, capsys):
     assert model.model_name == "mlicpp" and model.checkpoint_meta["epoch"] == 7
     assert model.config["ep_hidden"] == (32, 32, 32) or list(model.config["ep_hidden"]) == [32, 32, 32]
     x = torch.rand(1, 3, 64, 64)
-    with torch.no_grad():
+    # both in the exact mode: under auto the converted (official) weights prefer fp32 and the source model would
+    # run bf16 transforms on a CPU with native bf16
+    with torch.no_grad(), numerics.precision("fp32"):
         expected = src_model.eval()(x)["x_hat"]
         assert torch.equal(model(x)["x_hat"], expected)
     # the raw reference file also works directly as --checkpoint
