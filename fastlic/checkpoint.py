@@ -40,8 +40,12 @@ def checkpoint_dict(model, meta: dict | None = None) -> dict:
     if model.needs_update():
         model.update()
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    meta = dict(meta or {})
+    preferred = numerics.preferred_precision(model)
+    if preferred is not None:  # official MLIC++ weights stay exact by default once saved (fastlic.numerics)
+        meta.setdefault("preferred_precision", list(preferred))
     return {"format": FORMAT, "version": VERSION, "model": model.model_name, "config": _plain(model.config),
-            "state_dict": state, "meta": dict(meta or {}), "fingerprint": state_dict_fingerprint(state).hex()}
+            "state_dict": state, "meta": meta, "fingerprint": state_dict_fingerprint(state).hex()}
 
 
 def save_checkpoint(path, model, meta: dict | None = None) -> None:
@@ -120,9 +124,7 @@ def convert_reference_checkpoint(src, dst, variant: str = "current") -> None:
     raw = read_checkpoint(src)
     model = MLICPlusPlus.from_reference_state_dict(raw, variant=variant)
     model.model_name = "mlicpp" if variant == "current" else "mlicpp-2023"
-    # the converted file keeps the official weights' preferred precision (fastlic.numerics.preferred_precision)
-    meta = {"source": os.path.basename(str(src)), "variant": variant,
-            "preferred_precision": list(numerics.preferred_precision(model))}
+    meta = {"source": os.path.basename(str(src)), "variant": variant}
     for key in ("epoch", "loss"):
         if key in raw and isinstance(raw[key], (int, float)):
             meta[key] = raw[key]

@@ -37,8 +37,9 @@ docs/results.md#speed (at most 0.02 dB at every quality of the bundled default).
 **A model may prefer a precision** (:func:`prefer_precision`), which ``auto`` (the default) honours and an
 explicit ``fp32``/``bf16`` overrides. Official MLIC++ weights prefer the exact mode
 (:data:`REFERENCE_PRECISION`): their users compare with the reference implementation, which fastlic reproduces
-in fp32 within 6.2e-6 at every stage (tests/test_mlicpp_conformance.py), while bf16 transforms move the outputs
-by up to 0.39 (max |x_hat| difference with the conformance fixture's weights).
+in fp32 within 6.2e-6 at every stage (tests/test_mlicpp_conformance.py), while with bf16 transforms the end-to-end
+x_hat differs from the reference's by up to 0.25 (2023 variant) and 0.41 (current variant) with the conformance
+fixture's weights, on pixels in [0, 1] (y_hat by 1.05-1.07: rounding flips).
 """
 
 from __future__ import annotations
@@ -247,8 +248,9 @@ def prefer_precision(model, precision: str | None, reason: str = "") -> None:
 
 def preferred_precision(model) -> tuple[str, str] | None:
     """``(precision, reason)`` that ``model`` asks ``auto`` for, or None: its own (:func:`prefer_precision`), else
-    the one its fastlic checkpoint records (``meta["preferred_precision"]``, written by
-    ``fastlic convert-checkpoint`` for official MLIC++ weights)."""
+    the one its fastlic checkpoint records (``meta["preferred_precision"]``, which
+    :func:`fastlic.checkpoint.save_checkpoint` writes for a model that has one: ``fastlic convert-checkpoint`` of
+    official MLIC++ weights)."""
     if model is None:
         return None
     own = getattr(model, "_fastlic_preferred_precision", None)
