@@ -51,8 +51,8 @@ def main(argv=None):
             model.set_quality(q)
             with torch.no_grad():
                 y = model.g_a(xp)
-                continuous = psnr_float(model.g_s(y)[..., :h, :w], x)
-                rounded = psnr_float(model.g_s(torch.round(y))[..., :h, :w], x)
+                continuous = psnr_float(model.crop(model.g_s(y), h, w), x)
+                rounded = psnr_float(model.crop(model.g_s(torch.round(y)), h, w), x)
             data = encode_image(model, image, quality=q)
             coded = psnr(image, decode_image(data, model))
             rows.append({"image": path.stem, "quality": q, "psnr_continuous": continuous, "psnr_rounded": rounded,

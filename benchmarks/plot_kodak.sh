@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 ANCHORS=${FASTLIC_SHARED:-../shared}/anchors/kodak
 OURS=$(ls results/kodak/fastlic-*.json)
 fastlic plot results/kodak/{jpeg,webp,avif,jxl,jpeg2000}.json $OURS --anchor "$ANCHORS" \
-    -o results/kodak/rd_kodak.png --title "Kodak (24 images)"
+    -o results/kodak/rd_kodak.png --title "Kodak (24 images)" --force
 for metric in psnr-rgb ms-ssim-rgb; do
   for f in $OURS; do
     for ref in webp avif jpeg; do

@@ -10,6 +10,6 @@ RUN=${1:?usage: refresh_bundled.sh RUNDIR [best|last|state] [THREADS] [NOTE]}; W
 KODAK=${FASTLIC_SHARED:-../shared}/data/kodak
 MODEL=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['model'])" "$RUN/config.json")
 python -m fastlic.training.bundle "$RUN" --which "$WHICH" --check-image "$KODAK/kodim23.png" --note "$NOTE"
-fastlic eval --model "$MODEL" --quality 0 1 2 3 4 --data "$KODAK" --threads "$THREADS" --no-progress \
+fastlic eval --model "$MODEL" --native-quality 0 1 2 3 4 --data "$KODAK" --threads "$THREADS" --no-progress --force \
     -o "results/kodak/fastlic-$MODEL.json"
 python benchmarks/training_progress.py "results/kodak/fastlic-$MODEL.json" --card "fastlic/weights/$MODEL.json"

@@ -16,7 +16,7 @@ python benchmarks/vs_reference.py "${REF[@]}" --repeat 3 --label after -o "$OUT/
 python benchmarks/speed_before_after.py --before "$BEFORE" --threads 2 --repeat 3 -o "$OUT/before_after_kodim23.json"
 # 3. the cost of the fast path in PSNR: Kodak, bundled default, every quality, exact mode vs auto
 for p in fp32 auto; do
-  fastlic eval --model mlicpp-mini-vr --qualities 0 1 2 3 4 --data "$FASTLIC_SHARED/data/kodak" --precision $p \
+  fastlic eval --model mlicpp-mini-vr --native-qualities 0 1 2 3 4 --data "$FASTLIC_SHARED/data/kodak" --precision $p \
     --threads 2 --no-progress --name "mlicpp-mini-vr ($p)" -o "$OUT/kodak_mlicpp-mini-vr_$p.json"
 done
 fastlic bdrate "$OUT/kodak_mlicpp-mini-vr_fp32.json" "$OUT/kodak_mlicpp-mini-vr_auto.json" > "$OUT/kodak_fast_path_bdrate.txt"

@@ -24,7 +24,7 @@ bash benchmarks/refresh_bundled.sh "$RUN" best 2 "$NOTE"   # bundle, Kodak eval,
 HO=${HELDOUT:-/tmp/ho}
 [ -d "$HO/full" ] || python benchmarks/heldout_sets.py "$HO"
 echo "== held-out $(date)"
-E="fastlic eval --model mlicpp-mini-vr --quality 0 1 2 3 4 --threads 2 --no-progress"
+E="fastlic eval --model mlicpp-mini-vr --native-quality 0 1 2 3 4 --threads 2 --no-progress --force"
 $E --data "$HO/full" -o results/heldout/fastlic-mlicpp-mini-vr.json
 $E --data "$HO/crops512" -o results/heldout_crops512/fastlic-mlicpp-mini-vr.json
 bash benchmarks/plot_kodak.sh; bash benchmarks/bdrate_heldout.sh

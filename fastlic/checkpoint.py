@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from . import numerics
 from .errors import CheckpointError
 from .models.base import state_dict_fingerprint
 from .registry import create_model
@@ -39,8 +40,12 @@ def checkpoint_dict(model, meta: dict | None = None) -> dict:
     if model.needs_update():
         model.update()
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    meta = dict(meta or {})
+    preferred = numerics.preferred_precision(model)
+    if preferred is not None:  # official MLIC++ weights stay exact by default once saved (fastlic.numerics)
+        meta.setdefault("preferred_precision", list(preferred))
     return {"format": FORMAT, "version": VERSION, "model": model.model_name, "config": _plain(model.config),
-            "state_dict": state, "meta": dict(meta or {}), "fingerprint": state_dict_fingerprint(state).hex()}
+            "state_dict": state, "meta": meta, "fingerprint": state_dict_fingerprint(state).hex()}
 
 
 def save_checkpoint(path, model, meta: dict | None = None) -> None:

@@ -7,9 +7,13 @@ This is the layer the command line and the evaluation use::
     image = decode_image(data, model)                  # checks model, weights, CRC and latent checksum
 
 Decoding refuses a file written by another model or other weights (the header carries the model name and a
-fingerprint of the weights), and after decoding compares the checksum of its latents with the encoder's: a
-divergence (other weights, a corrupted or crafted stream, a bug) raises :class:`DecodeDivergenceError` instead of
-returning a wrong image. Files decode on any machine, thread count and device (:mod:`fastlic.numerics`).
+fingerprint of the weights), validates every header field against the model before using it
+(:func:`check_header`: quality range, tile geometry, streams, the pixel limit :data:`MAX_DECODE_PIXELS`), and
+checks each stream's checksum (its coded integers bound to the header: :func:`fastlic.container.stream_checksum`)
+as soon as the stream is decoded, z before y: a divergence (an altered header, a corrupted or crafted stream,
+other weights, a bug) raises :class:`DecodeDivergenceError` or :class:`FormatError` instead of returning a wrong
+image, and a stream that runs dry stops at that chunk. For any input bytes the decoder raises nothing but
+:class:`FastlicError` subclasses. Files decode on any machine, thread count and device (:mod:`fastlic.numerics`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import torch
 from . import container, numerics
 from .checkpoint import FORMAT, model_from_checkpoint_dict, read_checkpoint
 from .evaluation.metrics import psnr  # the evaluation's PSNR-RGB, for --target-psnr and `fastlic demo`
-from .errors import CheckpointError, DecodeDivergenceError, FastlicError, ModelMismatchError
+from .errors import CheckpointError, DecodeDivergenceError, FastlicError, FormatError, ImageError, ModelMismatchError
 from .io import image_to_tensor, tensor_to_image
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -207,17 +211,22 @@ def plan_tiles(model, h: int, w: int, tile: int | None = None, overlap: int = 32
 
 
 def encode_image(model, image: np.ndarray, quality: float | None = None, tile: int | None = None,
-                 overlap: int = 32, max_memory: int = DEFAULT_MAX_MEMORY, **opts) -> bytes:
+                 overlap: int = 32, max_memory: int = DEFAULT_MAX_MEMORY, icc: bytes = b"", exif: bytes = b"",
+                 **opts) -> bytes:
     """uint8 ``[H, W, 3]`` RGB -> the bytes of a ``.flic`` file.
 
     Large images are split into tiles coded independently (see :func:`plan_tiles` and docs/format.md); tiles
-    overlap by ``overlap`` pixels, which the decoder cross-fades so that no seam shows.
+    overlap by ``overlap`` pixels, which the decoder cross-fades so that no seam shows. ``icc`` (an ICC profile)
+    and ``exif`` (EXIF bytes) are stored as they are, validated (:func:`fastlic.container.check_metadata`: at most
+    16 MiB together), and come back in :func:`fastlic.container.unpack`'s ``icc`` and ``exif``.
     """
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise FastlicError(f"expected a uint8 [H, W, 3] image, got {image.dtype} {list(image.shape)}")
     h, w = image.shape[:2]
     container._check_dims(h, w, "image")
+    icc, exif = bytes(icc or b""), bytes(exif or b"")
+    container.check_metadata(icc, exif, "image", ImageError)
     fp = fingerprint(model)
     used_quality = math.nan
     if hasattr(model, "set_quality"):
@@ -237,18 +246,42 @@ def encode_image(model, image: np.ndarray, quality: float | None = None, tile: i
     for y0, x0, ht, wt in container.tile_grid(h, w, th, tw, ov):
         x = image_to_tensor(image[y0 : y0 + ht, x0 : x0 + wt]).to(device)
         out = model.compress(x, **opts)
-        tiles.append(container.Tile(y0, x0, ht, wt, out["checksums"][0], [s[0] for s in out["strings"]]))
+        # for now the digests of the coded integers: they become checksums once the header is complete
+        tiles.append(container.Tile(y0, x0, ht, wt, list(out["checksums"][0].streams), [s[0] for s in out["strings"]]))
     f = container.FlicFile(model=model.model_name, fingerprint=fp, height=h, width=w, tiles=tiles,
                            pad_multiple=model.pad_multiple, quality=used_quality,
-                           tile_h=th, tile_w=tw, overlap=ov, numeric_mode=numerics.numeric_mode(model))
+                           tile_h=th, tile_w=tw, overlap=ov, numeric_mode=numerics.numeric_mode(model),
+                           icc=icc, exif=exif)
+    digest = f.digest()
+    for i, t in enumerate(tiles):
+        t.checksums = [container.stream_checksum(digest, i, k, len(s), coded)
+                       for k, (s, coded) in enumerate(zip(t.streams, t.checksums))]
     return container.pack(f)
 
 
-def read_header(data: bytes, source: str = "input") -> container.FlicFile:
-    return container.unpack(data, source)
+#: the most pixels a decoder accepts unless told otherwise (``max_pixels=``, ``--max-pixels``): Pillow's
+#: ``Image.MAX_IMAGE_PIXELS`` (1024**3 // 4 // 3, about 89 M pixels, e.g. 11,000 x 8,000). A header whose
+#: image is larger is refused before anything is decoded; ``None`` lifts the limit to the format's own
+#: (:data:`fastlic.container.MAX_PIXELS`).
+MAX_DECODE_PIXELS = 1024 * 1024 * 1024 // 4 // 3
+
+
+def _check_pixels(f: container.FlicFile, max_pixels, source: str) -> None:
+    if max_pixels is not None and f.num_pixels > max_pixels:
+        raise FastlicError(f"{source}: the image is {f.width}x{f.height} = {f.num_pixels} pixels, above the limit "
+                           f"of {int(max_pixels)} pixels (raise it with --max-pixels, or max_pixels= in Python)")
+
+
+def read_header(data: bytes, source: str = "input", max_pixels: int | None = MAX_DECODE_PIXELS) -> container.FlicFile:
+    """The verified header and streams of a ``.flic`` file (:func:`fastlic.container.unpack`), refused if its
+    image has more than ``max_pixels`` pixels."""
+    f = container.unpack(data, source)
+    _check_pixels(f, max_pixels, source)
+    return f
 
 
 def check_model(f: container.FlicFile, model, source: str = "input") -> None:
+    """The file's model name, weights fingerprint and padding multiple are the decoder model's."""
     if f.model != model.model_name:
         raise ModelMismatchError(f"{source}: was written by model {f.model!r}, but the decoder holds "
                                  f"{model.model_name!r}")
@@ -264,7 +297,46 @@ def check_model(f: container.FlicFile, model, source: str = "input") -> None:
                                  f"(fingerprint {f.fingerprint.hex()[:12]}, decoder has "
                                  f"{fingerprint(model).hex()[:12]})")
     if f.pad_multiple != model.pad_multiple:
-        raise FastlicError(f"{source}: padding rule in the header does not match the model's")
+        raise ModelMismatchError(f"{source}: padding multiple {f.pad_multiple} in the header, but model "
+                                 f"{model.model_name!r} pads to {model.pad_multiple}")
+
+
+def check_header(f: container.FlicFile, model, source: str = "input") -> None:
+    """Every header field the decoder uses, against the model (after :func:`check_model`), so that decoding
+    never meets a value it cannot take: the quality (a variable-rate model needs a finite value in
+    ``[0, K-1]`` on its 1/1024 grid; a fixed-rate model needs none, NaN), the streams per tile (the model's),
+    tile sides that are multiples of its padding multiple, and streams of whole 32-bit words (what the ANS
+    coder writes)."""
+    from .models.gain import QUALITY_GRID
+
+    if hasattr(model, "set_quality"):
+        top = model.num_rates - 1
+        if math.isnan(f.quality):
+            raise FormatError(f"{source}: corrupted .flic header (no quality, but model {model.model_name!r} "
+                              f"has variable rate)")
+        if not (math.isfinite(f.quality) and 0 <= f.quality <= top):
+            raise FormatError(f"{source}: corrupted .flic header (quality {f.quality!r} is outside [0, {top}], "
+                              f"the range of model {model.model_name!r})")
+        if f.quality * QUALITY_GRID != round(f.quality * QUALITY_GRID):
+            raise FormatError(f"{source}: corrupted .flic header (quality {f.quality!r} is not a multiple of "
+                              f"1/{QUALITY_GRID})")
+    elif not math.isnan(f.quality):
+        raise ModelMismatchError(f"{source}: has quality {f.quality!r} but model {model.model_name!r} has a fixed "
+                                 f"rate")
+    names = model.stream_names
+    if len(f.tiles[0].streams) != len(names):
+        raise FormatError(f"{source}: corrupted .flic header ({len(f.tiles[0].streams)} streams per tile; model "
+                          f"{model.model_name!r} codes {len(names)}: {', '.join(names)})")
+    m = model.pad_multiple
+    if f.tile_h % m or f.tile_w % m:
+        raise FormatError(f"{source}: corrupted .flic header (tile size {f.tile_w}x{f.tile_h} is not a multiple "
+                          f"of {m})")
+    for i, t in enumerate(f.tiles):  # the ANS streams are 32-bit words, at least one: before any tile is decoded
+        for k, s in enumerate(t.streams):
+            if not s or len(s) % 4:
+                where = f" of tile {i + 1} of {len(f.tiles)}" if len(f.tiles) > 1 else ""
+                raise FormatError(f"{source}: the {names[k]} stream{where} is corrupted ({len(s)} bytes, not a "
+                                  f"whole number of 32-bit words)")
 
 
 def _blend_weights(t: container.Tile, h: int, w: int, overlap: int) -> np.ndarray:
@@ -283,38 +355,64 @@ def _blend_weights(t: container.Tile, h: int, w: int, overlap: int) -> np.ndarra
     return ramp(t.height, t.y0, h)[:, None] * ramp(t.width, t.x0, w)[None, :]
 
 
-def _decode_tile(model, t: container.Tile, source: str) -> torch.Tensor:
+#: what decoding streams that passed every check before can still raise from the networks and numpy when their
+#: values are garbage (a crafted file whose checksums were forged, so that only the decode reveals it): turned
+#: into DecodeDivergenceError, since they say nothing about the code but that these streams do not fit it
+_GARBAGE_ERRORS = (ValueError, RuntimeError, IndexError, OverflowError, ZeroDivisionError, FloatingPointError)
+
+
+def _decode_tile(model, f: container.FlicFile, index: int, digest: bytes, source: str) -> torch.Tensor:
+    """Decode tile ``index``, checking each stream's checksum as soon as the model has decoded it."""
+    t, names = f.tiles[index], model.stream_names
+    where = f" of tile {index + 1} of {len(f.tiles)}" if len(f.tiles) > 1 else ""
+    verified = []
+
+    def verify(k, coded):
+        if container.stream_checksum(digest, index, k, len(t.streams[k]), coded) != t.checksums[k]:
+            raise DecodeDivergenceError(f"{source}: the decoded {names[k]} stream{where} differs from the "
+                                        f"encoder's (checksum mismatch): the file was damaged or altered after "
+                                        f"encoding")
+        verified.append(k)
+
+    def pending():  # the stream being decoded: the models decode the last of `strings` (z) first
+        return names[next(k for k in reversed(range(len(names))) if k not in verified)]
+
     try:
-        out = model.decompress([[s] for s in t.streams], (t.height, t.width))
-    except FastlicError:
+        out = model.decompress([[s] for s in t.streams], (t.height, t.width), verify=verify)
+    except DecodeDivergenceError:
         raise
-    except (ValueError, RuntimeError, IndexError) as exc:
-        # a stream that passed the CRC but does not fit the model (other encoder build, crafted file)
-        raise DecodeDivergenceError(f"{source}: the streams do not decode with this model ({exc})") from None
-    if out["checksums"][0] != t.checksum:
-        raise DecodeDivergenceError(f"{source}: decoded symbols differ from the encoder's (checksum mismatch): "
-                                    f"the file is damaged or was not written by these weights")
+    except FormatError as exc:  # the coder's own checks (ran dry, does not end, invalid words) name no file
+        raise FormatError(f"{source}: the {pending()} stream{where} is corrupted: {exc}") from None
+    except _GARBAGE_ERRORS as exc:
+        detail = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise DecodeDivergenceError(f"{source}: the {pending()} stream{where} does not decode with this model "
+                                    f"({type(exc).__name__}: {detail})") from None
+    if sorted(verified) != list(range(len(names))):  # a model that skipped a check: never return its image
+        raise DecodeDivergenceError(f"{source}: not every stream{where} could be checked")
     return out["x_hat"]
 
 
-def decode_image(data, model, source: str = "input", max_memory: int = DEFAULT_DECODE_MEMORY) -> np.ndarray:
-    """Bytes of a ``.flic`` file -> uint8 ``[H, W, 3]``; every check of the module docstring applies."""
+def decode_image(data, model, source: str = "input", max_memory: int = DEFAULT_DECODE_MEMORY,
+                 max_pixels: int | None = MAX_DECODE_PIXELS) -> np.ndarray:
+    """Bytes of a ``.flic`` file (or its :func:`read_header`) -> uint8 ``[H, W, 3]``; every check of the module
+    docstring applies, in the order of docs/format.md ("Reading order and checks")."""
     f = data if isinstance(data, container.FlicFile) else container.unpack(data, source)
+    _check_pixels(f, max_pixels, source)
     check_model(f, model, source)
+    check_header(f, model, source)
     need = max(model.estimated_peak_bytes(t.height, t.width) for t in f.tiles[:1] + f.tiles[-1:])
     if need > max_memory:
         raise FastlicError(f"{source}: decoding needs about {need / 2 ** 30:.1f} GiB per tile, above the "
                            f"{max_memory / 2 ** 30:.1f} GiB limit (raise it with --max-memory)")
-    if not math.isnan(f.quality):
-        if not hasattr(model, "set_quality"):
-            raise FastlicError(f"{source}: has a quality value but model {model.model_name!r} has a fixed rate")
+    if hasattr(model, "set_quality"):
         model.set_quality(f.quality)
+    digest = f.digest()
     if len(f.tiles) == 1:
-        return tensor_to_image(_decode_tile(model, f.tiles[0], source))
+        return tensor_to_image(_decode_tile(model, f, 0, digest, source))
     acc = np.zeros((f.height, f.width, 3), np.float64)
     weight = np.zeros((f.height, f.width, 1), np.float64)
-    for t in f.tiles:
-        x_hat = _decode_tile(model, t, source)[0].clamp(0, 1).permute(1, 2, 0).double().numpy()
+    for i, t in enumerate(f.tiles):
+        x_hat = _decode_tile(model, f, i, digest, source)[0].clamp(0, 1).permute(1, 2, 0).double().numpy()
         wt = _blend_weights(t, f.height, f.width, f.overlap)[..., None]
         acc[t.y0 : t.y0 + t.height, t.x0 : t.x0 + t.width] += wt * x_hat
         weight[t.y0 : t.y0 + t.height, t.x0 : t.x0 + t.width] += wt

@@ -5,8 +5,9 @@ Input policy (every conversion is reported as a warning that names what was chan
 * Formats: whatever Pillow reads (PNG, JPEG, WebP, TIFF, BMP, GIF, ...). The EXIF orientation of a photo is
   applied, so the decoded image looks as the camera meant it.
 * The codecs code 8-bit RGB. Grayscale and palette images are converted to RGB; an alpha channel is dropped
-  (lossless alpha is not supported yet); 16-bit images are reduced to 8 bits per channel by rounding; CMYK is
-  converted to RGB; an animated image is coded from its first frame.
+  (lossless alpha is not supported yet); 16-bit images are reduced to 8 bits per channel (grayscale by rounding;
+  RGB and RGBA, which Pillow opens as 8-bit modes keeping the high byte, are detected from the file's raw mode);
+  CMYK is converted to RGB; an animated image is coded from its first frame.
 * Images larger than the container's limit (:data:`fastlic.container.MAX_PIXELS`) are refused before decoding.
 * Metadata (:func:`read_image_and_metadata`): the ICC profile and the EXIF block are returned as bytes, to be
   stored in the ``.flic`` file and written back on decoding. When the EXIF orientation was applied to the pixels,
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .container import MAX_PIXELS
+from .container import MAX_PIXELS, check_exif, check_icc
 from .errors import FastlicError, ImageError
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
@@ -94,13 +95,26 @@ def read_image_and_metadata(path, warnings: list | None = None) -> tuple[np.ndar
             rotated = oriented is not im and exif.get(ORIENTATION, 1) != 1
             if rotated:
                 notes.append(f"{name}: EXIF orientation applied")
-            meta = ImageMetadata(icc=bytes(im.info.get("icc_profile") or b""), exif=_exif_bytes(im, exif, rotated))
+            meta = valid_metadata(ImageMetadata(icc=bytes(im.info.get("icc_profile") or b""),
+                                        exif=_exif_bytes(im, exif, rotated)), name, notes)
             return _to_rgb8(oriented, name, notes, deep), meta
     except Image.DecompressionBombError:
         raise ImageError(f"{label}: image is larger than {MAX_PIXELS} pixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         reason = "not a readable image" if isinstance(exc, UnidentifiedImageError) else f"cannot decode image ({exc})"
         raise ImageError(f"{label}: {reason}") from None
+
+
+def valid_metadata(meta: ImageMetadata, name: str, notes: list) -> ImageMetadata:
+    """``meta`` without what the container would refuse (:func:`fastlic.container.check_icc`/``check_exif``): a
+    malformed profile in a photo is dropped with a note, not a reason to refuse the photo."""
+    for field, check in (("icc", check_icc), ("exif", check_exif)):
+        try:
+            check(getattr(meta, field), name, ImageError)
+        except ImageError as exc:
+            notes.append(f"{exc}; dropped")
+            meta = ImageMetadata(**{**meta.__dict__, field: b""})
+    return meta
 
 
 def _stdin_bytes() -> io.BytesIO:

@@ -33,6 +33,13 @@ they run on the fastest path the machine has (:func:`transform_plan`, used by ev
 with native bf16 (AMX or AVX512-BF16) and on CUDA, float32 elsewhere. ``precision="fp32"`` (``--precision fp32``,
 ``FASTLIC_PRECISION=fp32``) is the exact mode: plain float32, contiguous. The cost of bf16 on Kodak is measured in
 docs/results.md#speed (at most 0.02 dB at every quality of the bundled default).
+
+**A model may prefer a precision** (:func:`prefer_precision`), which ``auto`` (the default) honours and an
+explicit ``fp32``/``bf16`` overrides. Official MLIC++ weights prefer the exact mode
+(:data:`REFERENCE_PRECISION`): their users compare with the reference implementation, which fastlic reproduces
+in fp32 within 6.2e-6 at every stage (tests/test_mlicpp_conformance.py), while with bf16 transforms the end-to-end
+x_hat differs from the reference's by up to 0.25 (2023 variant) and 0.41 (current variant) with the conformance
+fixture's weights, on pixels in [0, 1] (y_hat by 1.05-1.07: rounding flips).
 """
 
 from __future__ import annotations
@@ -202,9 +209,13 @@ def ndtr(x: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------- the fast transforms
-#: transform precisions a user can ask for; "auto" picks per machine (:func:`transform_plan`)
+#: transform precisions a user can ask for; "auto" picks per model and machine (:func:`transform_plan`)
 PRECISIONS = ("auto", "fp32", "bf16")
 _precision = os.environ.get("FASTLIC_PRECISION", "auto")
+#: what ``auto`` runs models with official MLIC++ weights in (set by
+#: :meth:`fastlic.models.mlicpp.MLICPlusPlus.from_reference_state_dict`): the exact mode, the one the conformance
+#: with the reference holds in
+REFERENCE_PRECISION = ("fp32", "official MLIC++ weights: the reference's numerics")
 
 
 @functools.lru_cache(maxsize=1)
@@ -239,6 +250,31 @@ def precision(p: str):
         set_precision(old)
 
 
+def prefer_precision(model, precision: str | None, reason: str = "") -> None:
+    """Make ``auto`` run ``model``'s transforms in ``precision`` ("fp32" or "bf16"; None: the machine's
+    choice again). An explicit setting (``--precision``, ``FASTLIC_PRECISION``, :func:`set_precision`) wins."""
+    if precision not in (None, "fp32", "bf16"):
+        raise ValueError(f"a preferred precision is fp32 or bf16, not {precision!r}")
+    model._fastlic_preferred_precision = None if precision is None else (precision, reason or "model's choice")
+
+
+def preferred_precision(model) -> tuple[str, str] | None:
+    """``(precision, reason)`` that ``model`` asks ``auto`` for, or None: its own (:func:`prefer_precision`), else
+    the one its fastlic checkpoint records (``meta["preferred_precision"]``, which
+    :func:`fastlic.checkpoint.save_checkpoint` writes for a model that has one: ``fastlic convert-checkpoint`` of
+    official MLIC++ weights)."""
+    if model is None:
+        return None
+    own = getattr(model, "_fastlic_preferred_precision", None)
+    if own is not None:
+        return own
+    meta = getattr(model, "checkpoint_meta", None)
+    p = meta.get("preferred_precision") if isinstance(meta, dict) else None
+    if isinstance(p, (list, tuple)) and len(p) == 2 and p[0] in ("fp32", "bf16"):
+        return str(p[0]), str(p[1])
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class TransformPlan:
     """How g_a and g_s run: ``dtype`` of their autocast (None: plain float32) and memory format."""
@@ -252,10 +288,16 @@ class TransformPlan:
         return f"transforms {name}{' channels_last' if self.channels_last else ''} ({self.reason})"
 
 
-def transform_plan(device: torch.device | str = "cpu") -> TransformPlan:
-    """The fast path chosen for the transforms on ``device`` under the current precision setting."""
+def transform_plan(device: torch.device | str = "cpu", model=None) -> TransformPlan:
+    """The fast path chosen for the transforms on ``device`` under the current precision setting, for ``model``
+    (its :func:`preferred_precision` decides ``auto``; None: the machine's choice)."""
     kind = torch.device(device).type
     p = _precision if _precision in PRECISIONS else "auto"
+    preferred = preferred_precision(model) if p == "auto" else None
+    if preferred is not None and preferred[0] == "fp32":
+        return TransformPlan(None, False, f"exact mode, auto: {preferred[1]}")
+    if preferred is not None:
+        p = preferred[0]
     if p == "fp32":
         return TransformPlan(None, False, "exact mode")
     if kind == "cuda":
@@ -270,9 +312,10 @@ def transform_plan(device: torch.device | str = "cpu") -> TransformPlan:
     return TransformPlan(None, False, "CPU without native bf16")
 
 
-def describe(device: torch.device | str = "cpu") -> dict:
-    """What runs how on ``device``: for ``fastlic --verbose``, ``fastlic info`` and benchmark JSON."""
-    return {"transforms": transform_plan(device).describe(), "precision_setting": _precision,
+def describe(device: torch.device | str = "cpu", model=None) -> dict:
+    """What runs how on ``device`` (for ``model``, if given): for ``fastlic --verbose``, ``fastlic info`` and
+    benchmark JSON."""
+    return {"transforms": transform_plan(device, model).describe(), "precision_setting": _precision,
             "parameter_path": f"{str(PARAM_DTYPE).replace('torch.', '')}, guarded decisions (eps 2^-30)",
             "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "mkldnn": torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled}
@@ -318,10 +361,10 @@ def compile_for_training(module: torch.nn.Module, device: torch.device | str = "
     return torch.compile(module)
 
 
-def run_transform(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``module(x)`` for an analysis or synthesis transform in evaluation, on :func:`transform_plan`'s path;
-    returns float32 in the default memory format."""
-    plan = transform_plan(x.device)
+def run_transform(module: torch.nn.Module, x: torch.Tensor, model=None) -> torch.Tensor:
+    """``module(x)`` for an analysis or synthesis transform of ``model`` in evaluation, on
+    :func:`transform_plan`'s path; returns float32 in the default memory format."""
+    plan = transform_plan(x.device, model)
     fmt = torch.channels_last if plan.channels_last else torch.contiguous_format
     _set_layout(module, fmt)
     x = x.to(torch.float32).contiguous(memory_format=fmt)

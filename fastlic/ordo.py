@@ -85,8 +85,8 @@ def coded_loss(model, x: torch.Tensor, streams, y_hat: torch.Tensor, lmbda: floa
     kodim01 at quality 0: the float comparison picked latents worse by 1e-5 in the 8-bit RD cost)."""
     h, w = size or x.shape[-2:]
     bits = 8 * sum(len(s) for s in streams)
-    rec = tensor_to_image(model.synthesis(y_hat)[..., :h, :w])
-    return bits / (h * w) + lmbda * mse(tensor_to_image(x[..., :h, :w]), rec)  # mse is in 0..255 units
+    rec = tensor_to_image(model.crop(model.synthesis(y_hat), h, w))
+    return bits / (h * w) + lmbda * mse(tensor_to_image(model.crop(x, h, w)), rec)  # mse is in 0..255 units
 
 
 def ordo_encode(model, x: torch.Tensor, lmbda: float, size=None, **opts):
@@ -129,7 +129,7 @@ class OnlineRDO:
         ``size`` inside the padded ``x`` (the training loss, as a function of the latents)."""
         out = self._from_latents(y, z, "ste")
         h, w = size or x.shape[-2:]
-        mse = torch.mean((out["x_hat"][..., :h, :w] - x[..., :h, :w]) ** 2)
+        mse = torch.mean((self.crop(out["x_hat"], h, w) - self.crop(x, h, w)) ** 2)
         return self.bpp(out["likelihoods"], x.shape[0] * h * w) + lmbda * 255 ** 2 * mse
 
     def _compress(self, x, ordo: bool = False, **ordo_opts):

@@ -6,7 +6,7 @@
     from PIL import Image
 
     Image.open("photo.flic").save("photo.png")            # decodes on load(), bundled weights
-    Image.open("photo.png").save("photo.flic", quality=3.5)
+    Image.open("photo.png").save("photo.flic", quality=90)  # 0-100, as for JPEG and WebP
 
     fastlic.pillow.register(checkpoint="mlicpp.pt")       # or weights of your own, for opening and saving
 
@@ -21,10 +21,16 @@ bundled weights of the model named in the file's header. A file that is not a co
 model whose weights are not at hand, raises :class:`OSError` from ``load()``. Both carry fastlic's one-line
 message and chain the :class:`fastlic.errors.FastlicError` as ``__cause__``.
 
-Saving takes the options ``quality`` (a float in the model's range; default its middle), ``model`` (a registry
-name or a model object) and ``checkpoint``. Images are converted as ``fastlic compress`` converts them
+Saving takes the options ``quality`` (0-100 as for Pillow's JPEG and WebP, mapped linearly onto the model's
+range: :func:`fastlic.codec.native_quality`; default 50, the middle), ``native_quality`` (the model's own scale,
+``[0, K-1]``; exclusive with ``quality``), ``model`` (a registry name or a model object), ``checkpoint``,
+``device``, and ``icc_profile`` / ``exif`` (bytes, or a :class:`PIL.Image.Exif` for ``exif``; by default the
+image's own ``info["icc_profile"]`` and ``info["exif"]``, as Pillow's JPEG and WebP writers take them; ``b""``
+stores none). Any other option triggers a :class:`UserWarning` naming it (Pillow's own writers ignore unknown
+options silently; a misspelt ``qualty=`` should not). Images are converted as ``fastlic compress`` converts them
 (:mod:`fastlic.io`): grayscale and palette to RGB, alpha dropped, 16-bit reduced, each with a
-:class:`UserWarning` naming the change.
+:class:`UserWarning` naming the change. An opened file's ``info`` holds its ``icc_profile`` and ``exif`` when it
+carries them, so ``Image.open("photo.flic").save("photo.png")`` keeps both.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 from . import codec
 from .container import MAGIC
 from .errors import FastlicError
-from .io import pil_to_rgb8
+from .io import EXIF_PREFIX, ImageMetadata, pil_to_rgb8, valid_metadata
 
 FORMAT = "FLIC"
 EXTENSION = ".flic"
@@ -97,6 +103,11 @@ class FlicImageFile(ImageFile.ImageFile):
         self.info["flic_model"] = header.model
         self.info["flic_quality"] = header.quality
         self.info["flic_tiles"] = len(header.tiles)
+        if header.icc:
+            self.info["icc_profile"] = bytes(header.icc)
+        if header.exif:  # in the form Pillow's JPEG reader gives, which its writers all take
+            exif = bytes(header.exif)
+            self.info["exif"] = exif if exif.startswith(EXIF_PREFIX) else EXIF_PREFIX + exif
         self.tile = [ImageFile._Tile("flic", (0, 0) + self.size, 0, (source,))]
 
 
@@ -119,17 +130,45 @@ class FlicDecoder(ImageFile.PyDecoder):
         return -1, 0
 
 
+#: the options :func:`_save` takes (module docstring)
+SAVE_OPTIONS = ("quality", "native_quality", "model", "checkpoint", "device", "icc_profile", "exif")
+
+
+def _metadata(im: Image.Image, info: dict, name: str, notes: list) -> dict:
+    """The ``icc``/``exif`` keywords of :func:`fastlic.codec.encode_image`: the save options, else the image's
+    (one the container would refuse is dropped with a note, as ``fastlic compress`` does)."""
+    icc = info.get("icc_profile", im.info.get("icc_profile")) or b""
+    exif = info.get("exif", im.info.get("exif")) or b""
+    if isinstance(exif, Image.Exif):
+        exif = exif.tobytes()
+    if not isinstance(icc, (bytes, bytearray)) or not isinstance(exif, (bytes, bytearray)):
+        raise FastlicError("icc_profile and exif must be bytes (exif may be a PIL.Image.Exif)")
+    exif = bytes(exif)
+    exif = exif[len(EXIF_PREFIX):] if exif.startswith(EXIF_PREFIX) else exif
+    meta = valid_metadata(ImageMetadata(icc=bytes(icc), exif=exif), name, notes)
+    return {k: v for k, v in (("icc", meta.icc), ("exif", meta.exif)) if v}
+
+
 def _save(im: Image.Image, fp, filename):
     info = im.encoderinfo
     name = str(filename) if filename else "image"
+    unknown = sorted(k for k in info if k not in SAVE_OPTIONS)
+    if unknown:
+        warnings.warn(f"{name}: FLIC ignores the save option(s) {', '.join(map(repr, unknown))} (it takes "
+                      f"{', '.join(SAVE_OPTIONS)})", UserWarning, stacklevel=3)
     notes: list = []
     try:
+        if info.get("quality") is not None and info.get("native_quality") is not None:
+            raise FastlicError("give quality (0-100) or native_quality, not both")
         array = pil_to_rgb8(im, name, notes)
         checkpoint = info.get("checkpoint") or _defaults["checkpoint"]
         # without a model or checkpoint: the bundled default model
         model = _model(None if checkpoint else codec.DEFAULT_MODEL, info.get("model"), info.get("checkpoint"),
                        info.get("device"))
-        data = codec.encode_image(model, array, quality=info.get("quality"))
+        quality = info.get("native_quality")
+        if info.get("quality") is not None:
+            quality = codec.native_quality(model, info["quality"])
+        data = codec.encode_image(model, array, quality=quality, **_metadata(im, info, name, notes))
     except FastlicError as exc:
         raise OSError(f"cannot write {name} as FLIC: {exc}") from exc
     for note in notes:

@@ -164,10 +164,73 @@ def test_bundled_default_with_the_command_line(tmp_path, array):
 
     with Image.open(png) as im:
         im.save(tmp_path / "z.flic")
-        im.save(tmp_path / "z_q4.flic", quality=4)
+        im.save(tmp_path / "z_q4.flic", quality=100)  # the top of 0-100: native 4
     assert main(["decompress", str(tmp_path / "z.flic"), "-q"]) == 0
     decoded = np.asarray(Image.open(tmp_path / "z.png"))
     assert decoded.shape == array.shape and np.abs(decoded.astype(int) - array).mean() < 30
     with Image.open(tmp_path / "z_q4.flic") as hi, Image.open(tmp_path / "z.flic") as mid:
         assert hi.info["flic_quality"] == 4 and mid.info["flic_quality"] == 2  # the middle of 0..4
     assert (tmp_path / "z_q4.flic").stat().st_size > (tmp_path / "z.flic").stat().st_size
+
+
+@pytest.fixture(scope="module")
+def vr_checkpoint(tmp_path_factory):
+    """A random variable-rate tiny MLIC++ with 5 rate points, like the bundled default's [0, 4]."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("pillow_vr") / "tiny-vr.pt"
+    save_checkpoint(path, fastlic.create_model("mlicpp-tiny-vr", num_rates=5).eval())
+    return path
+
+
+def test_quality_is_on_the_0_to_100_scale_and_native_quality_on_the_models(tmp_path, vr_checkpoint, array):
+    flic_pillow.register(checkpoint=vr_checkpoint)
+    img = Image.fromarray(array)
+    for options, native in (({"quality": 90}, 3.6), ({"quality": 0}, 0.0), ({"quality": 100}, 4.0),
+                            ({"native_quality": 3.5}, 3.5), ({}, 2.0)):
+        path = tmp_path / "q.flic"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a known option warns about nothing
+            img.save(path, **options)
+        with Image.open(path) as im:
+            assert im.info["flic_quality"] == pytest.approx(native, abs=1 / 1024), options
+    for options, message in (({"quality": 120}, "quality 120 is outside the 0-100 scale"),
+                             ({"native_quality": 4.5}, r"native quality 4.5 is outside \[0, 4\]"),
+                             ({"quality": 50, "native_quality": 2}, "not both")):
+        path = tmp_path / "bad.flic"
+        with pytest.raises(OSError, match=message):
+            img.save(path, **options)
+        assert not path.exists()
+
+
+def test_unknown_save_options_are_named_in_a_warning(tmp_path, vr_checkpoint, array):
+    flic_pillow.register(checkpoint=vr_checkpoint)
+    with pytest.warns(UserWarning, match=r"FLIC ignores the save option\(s\) 'optimize', 'qualty' \(it takes "
+                                         r"quality, native_quality"):
+        Image.fromarray(array).save(tmp_path / "x.flic", qualty=90, optimize=True)
+    with Image.open(tmp_path / "x.flic") as im:
+        assert im.info["flic_quality"] == 2  # the misspelt option did not apply: the default
+
+
+def test_icc_and_exif_are_saved_and_opened_as_pillow_does_for_jpeg(tmp_path, checkpoints, array):
+    from PIL import ImageCms
+
+    ck, _ = checkpoints
+    flic_pillow.register(checkpoint=ck)
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x010F] = "fastlic camera"
+    img = Image.fromarray(array)
+    img.info["icc_profile"] = icc  # as an opened photo carries it: taken by default
+    img.save(tmp_path / "x.flic", exif=exif)
+    with Image.open(tmp_path / "x.flic") as im:
+        assert im.info["icc_profile"] == icc and im.getexif()[0x010F] == "fastlic camera"
+        im.save(tmp_path / "x.png")  # Pillow's PNG writer takes them from info as it would from a JPEG
+    with Image.open(tmp_path / "x.png") as png:
+        assert png.info["icc_profile"] == icc
+    img.save(tmp_path / "bare.flic", icc_profile=b"")  # b"": store none
+    with Image.open(tmp_path / "bare.flic") as im:
+        assert "icc_profile" not in im.info and "exif" not in im.info
+    with pytest.warns(UserWarning, match="the ICC profile is not valid .*; dropped"):
+        img.save(tmp_path / "badicc.flic", icc_profile=b"not a profile")
+    with Image.open(tmp_path / "badicc.flic") as im:
+        assert "icc_profile" not in im.info and im.size == img.size

@@ -45,3 +45,14 @@ def test_finds_a_target_size_on_real_streams():
     res = find_quality(size, target, 0, 3, mode="at_most", rtol=0)
     assert res.value <= target and res.payload["quality"] == res.quality
     assert res.value >= lo
+
+
+def test_every_encoding_is_reported_and_the_reachable_range_is_known():
+    seen = []
+    f = lambda q: 0.1 * 2 ** q  # noqa: E731
+    res = find_quality(f, 0.5, 0, 4, rtol=0.001, on_evaluation=lambda q, v: seen.append((q, v)))
+    assert seen == res.evaluations and len(seen) >= 3  # one call per real encoding, in order
+    assert res.reachable == (0.1, 1.6) and res.reached(0.5)
+    low = find_quality(f, 0.01, 0, 4)
+    assert low.quality == 0 and not low.reached(0.01) and len(low.evaluations) == 2  # the two ends, no bisection
+    assert find_quality(f, 1.61, 0, 4).reached(1.61, rtol=0.01)  # within the tolerance of the top

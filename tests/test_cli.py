@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+import io
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +16,7 @@ import torch
 from PIL import Image
 
 import fastlic
+from fastlic import numerics
 from fastlic.checkpoint import save_checkpoint
 from fastlic.cli import main
 
@@ -180,7 +184,9 @@ def test_convert_checkpoint(tmp_path, capsys):
     assert model.model_name == "mlicpp" and model.checkpoint_meta["epoch"] == 7
     assert model.config["ep_hidden"] == (32, 32, 32) or list(model.config["ep_hidden"]) == [32, 32, 32]
     x = torch.rand(1, 3, 64, 64)
-    with torch.no_grad():
+    # both in the exact mode: under auto the converted (official) weights prefer fp32 and the source model would
+    # run bf16 transforms on a CPU with native bf16
+    with torch.no_grad(), numerics.precision("fp32"):
         expected = src_model.eval()(x)["x_hat"]
         assert torch.equal(model(x)["x_hat"], expected)
     # the raw reference file also works directly as --checkpoint
@@ -265,8 +271,9 @@ def test_ordo_flag_on_a_variable_rate_model_uses_the_lambda_of_the_quality(tmp_p
                     {"lambda": [0.002, 0.008, 0.032]})  # as fastlic train writes it
     path, _ = image
     a, b = tmp_path / "a.flic", tmp_path / "b.flic"
-    assert run("compress", path, "-o", a, "--checkpoint", ck, "--ordo", "--quality", "1.5") == 0
-    assert run("compress", path, "-o", b, "--checkpoint", ck, "--ordo", "--quality", "1.5", "--lmbda", "0.016") == 0
+    assert run("compress", path, "-o", a, "--checkpoint", ck, "--ordo", "--native-quality", "1.5") == 0
+    assert run("compress", path, "-o", b, "--checkpoint", ck, "--ordo", "--native-quality", "1.5",
+               "--lmbda", "0.016") == 0
     assert a.read_bytes() == b.read_bytes()
     assert run("decompress", a, "-o", tmp_path / "a.png", "--checkpoint", ck) == 0
     save_checkpoint(ck, fastlic.create_model("econtextformer-tiny-vr", num_rates=3).eval(), {"lmbda": [0.002, 0.008]})
@@ -398,3 +405,324 @@ def test_write_without_overwrite_is_atomic_and_leaves_the_old_file(tmp_path):
     assert target.read_bytes() == b"one" and sorted(p.name for p in tmp_path.iterdir()) == ["t.bin"]
     write_bytes(target, b"two")  # overwrite=True (the default) replaces it
     assert target.read_bytes() == b"two"
+
+
+
+# ----- issue 42: outputs like cwebp/avifenc/gzip, stdin/stdout, quality 0-100, targets, progress, help -----
+
+
+@pytest.fixture(scope="module")
+def vr_ckpt(tmp_path_factory):
+    """A random variable-rate tiny MLIC++ with 5 rate points (native [0, 4], like the bundled default)."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("vr") / "tiny-vr.pt"
+    save_checkpoint(path, fastlic.create_model("mlicpp-tiny-vr", num_rates=5).eval())
+    return path
+
+
+def _quality_of(path):
+    from fastlic import container
+
+    return container.unpack(Path(path).read_bytes()).quality
+
+
+def test_output_paths_are_checked_before_any_work(tmp_path, image, ckpt, capsys):
+    path, _ = image
+    cases = [
+        (["compress", path, "-o", f"{tmp_path / 'nodir'}/"], "nodir/: output directory does not exist"),
+        (["compress", path, "-o", tmp_path / "nodir" / "x.flic"], "output directory"),
+        (["compress", path, "-o", tmp_path / "out.png"], "a compressed file must be named *.flic (not '.png')"),
+        (["compress", path, "-o", tmp_path / "out"], "must be named *.flic (no extension)"),
+    ]
+    for argv, message in cases:
+        capsys.readouterr()
+        assert run(*argv, "--checkpoint", ckpt) == 1, argv
+        assert message in _one_error(capsys), argv
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img.png"]  # no file named nodir, out.png or out
+    flic = tmp_path / "a.flic"
+    assert run("compress", path, "-o", flic, "--checkpoint", ckpt, "-q") == 0
+    for name, message in (("k.xyz", "unknown image extension '.xyz' (use one of .png, .jpg"),
+                          ("k.flic", "not as .flic"), ("k", "no image extension"),
+                          (f"{tmp_path / 'nodir'}/", "nodir/: output directory does not exist")):
+        capsys.readouterr()
+        out = tmp_path / name if not name.endswith("/") else name
+        assert run("decompress", flic, "-o", out, "--checkpoint", ckpt) == 1, name
+        assert message in _one_error(capsys), name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.flic", "img.png"]
+    # a known extension picks the format
+    for name, fmt in (("d.png", "PNG"), ("d.jpg", "JPEG"), ("d.webp", "WEBP"), ("d.tif", "TIFF"), ("d.bmp", "BMP"),
+                      ("d.ppm", "PPM")):
+        assert run("decompress", flic, "-o", tmp_path / name, "--checkpoint", ckpt, "-q") == 0
+        with Image.open(tmp_path / name) as im:
+            assert (im.format, im.size) == (fmt, (70, 45)), name
+
+
+class _Stream(io.TextIOWrapper):
+    """A standard stream over bytes: a pipe (``tty=False``) or a terminal."""
+
+    def __init__(self, data: bytes = b"", tty: bool = False):
+        super().__init__(io.BytesIO(data))
+        self.tty = tty
+
+    def isatty(self):
+        return self.tty
+
+
+def test_dash_is_stdin_and_stdout(tmp_path, image, ckpt, capsys, monkeypatch):
+    path, arr = image
+    ref = tmp_path / "ref.flic"
+    assert run("compress", path, "-o", ref, "--checkpoint", ckpt, "-q") == 0
+    # compress - -o x.flic: the image from standard input
+    monkeypatch.setattr(sys, "stdin", _Stream(path.read_bytes()))
+    assert run("compress", "-", "-o", tmp_path / "x.flic", "--checkpoint", ckpt) == 0
+    assert (tmp_path / "x.flic").read_bytes() == ref.read_bytes()
+    assert "<stdin> -> " in capsys.readouterr().out
+    # compress photo.png -o -: the file on standard output, the messages on standard error
+    out = _Stream()
+    monkeypatch.setattr(sys, "stdout", out)
+    assert run("compress", path, "-o", "-", "--checkpoint", ckpt) == 0
+    assert out.buffer.getvalue() == ref.read_bytes()
+    assert "-> <stdout>" in capsys.readouterr().err
+    # decompress - -o -: a PNG from a pipe to a pipe; decompress - alone does the same
+    for argv in (["decompress", "-", "-o", "-"], ["decompress", "-"]):
+        monkeypatch.setattr(sys, "stdin", _Stream(ref.read_bytes()))
+        out = _Stream()
+        monkeypatch.setattr(sys, "stdout", out)
+        assert run(*argv, "--checkpoint", ckpt, "-q") == 0
+        png = out.buffer.getvalue()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))),
+                              fastlic.codec.decode_image(ref.read_bytes(), fastlic.codec.load_model(checkpoint=ckpt)))
+    # info - reads standard input
+    monkeypatch.setattr(sys, "stdin", _Stream(ref.read_bytes()))
+    out = _Stream()
+    monkeypatch.setattr(sys, "stdout", out)
+    assert run("info", "-") == 0
+    out.flush()
+    assert "file:        <stdin>" in out.buffer.getvalue().decode()
+
+
+def test_binary_data_is_not_written_to_a_terminal(tmp_path, image, ckpt, capsys, monkeypatch):
+    path, _ = image
+    terminal = _Stream(tty=True)
+    monkeypatch.setattr(sys, "stdout", terminal)
+    assert run("compress", path, "-o", "-", "--checkpoint", ckpt) == 1
+    assert "not written to a terminal" in _one_error(capsys) and terminal.buffer.getvalue() == b""
+    assert run("compress", path, "-o", "-", "--checkpoint", ckpt, "--force", "-q") == 0  # as gzip -f
+    assert terminal.buffer.getvalue()[:4] == b"FLIC"
+    monkeypatch.setattr(sys, "stdin", _Stream(tty=True))
+    assert run("compress", "-", "-o", tmp_path / "x.flic", "--checkpoint", ckpt) == 1
+    assert "standard input is a terminal" in _one_error(capsys)
+    monkeypatch.setattr(sys, "stdin", _Stream(path.read_bytes()))
+    assert run("compress", "-", path, "-o", tmp_path, "--checkpoint", ckpt) == 1
+    assert "can only be the one input" in _one_error(capsys)
+    assert run("compress", path, path, "-o", "-", "--checkpoint", ckpt) == 1
+    assert "several inputs need -o DIR" in _one_error(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img.png"]
+
+
+def test_pipes_through_a_real_process(tmp_path, image, ckpt):
+    """`compress photo.png -o - > x.flic` and `decompress - -o - < x.flic > x.png` in a shell."""
+    path, _ = image
+    cmd = [sys.executable, "-m", "fastlic.cli"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd + ["compress", str(path), "-o", "-", "--checkpoint", str(ckpt)], capture_output=True,
+                         timeout=120, env=env)
+    assert res.returncode == 0 and res.stdout[:4] == b"FLIC" and b"-> <stdout>" in res.stderr
+    res = subprocess.run(cmd + ["decompress", "-", "-o", "-", "--checkpoint", str(ckpt), "-q"], input=res.stdout,
+                         capture_output=True, timeout=120, env=env)
+    assert res.returncode == 0 and res.stderr == b""
+    assert Image.open(io.BytesIO(res.stdout)).size == (70, 45)
+
+
+def test_quality_0_to_100_and_native_quality(tmp_path, image, vr_ckpt, ckpt, capsys):
+    path, _ = image
+    for argv, native in ((["--quality", 75], 3.0), (["--quality", 90], 3.6), (["--native-quality", 3.5], 3.5),
+                         ([], 2.0)):
+        out = tmp_path / "q.flic"
+        assert run("compress", path, "-o", out, "--checkpoint", vr_ckpt, "-f", *argv) == 0, argv
+        assert _quality_of(out) == pytest.approx(native, abs=1 / 1024), argv
+        assert "warning" not in capsys.readouterr().err, argv
+    # a value that looks like the old native scale is coded on 0-100, with a warning that says so
+    assert run("compress", path, "-o", tmp_path / "q.flic", "--checkpoint", vr_ckpt, "-f", "--quality", 3) == 0
+    assert _quality_of(tmp_path / "q.flic") == pytest.approx(0.12, abs=1 / 1024)
+    err = capsys.readouterr().err
+    assert "--quality 3 is on the 0-100 scale (native quality 0.12 of [0, 4])" in err and "--native-quality 3" in err
+    for argv, message in ((["--quality", 120, "--checkpoint", vr_ckpt], "quality 120 is outside the 0-100 scale"),
+                          (["--native-quality", 4.5, "--checkpoint", vr_ckpt], "native quality 4.5 is outside [0, 4]"),
+                          (["--quality", 50, "--checkpoint", ckpt], "has a fixed rate")):
+        assert run("compress", path, "-o", tmp_path / "bad.flic", *argv) == 1
+        assert message in _one_error(capsys)
+    assert not (tmp_path / "bad.flic").exists()
+    assert run("info", tmp_path / "q.flic") == 0
+    assert "quality:     native 0.12" in capsys.readouterr().out  # K of a checkpoint is unknown to info
+
+
+def test_unreachable_target_warns_with_the_reachable_range(tmp_path, image, vr_ckpt, capsys):
+    path, _ = image
+    low, high = tmp_path / "low.flic", tmp_path / "high.flic"
+    assert run("compress", path, "-o", low, "--checkpoint", vr_ckpt, "--target-bpp", 0.001) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"warning: .*img\.png: target 0\.001 bpp is out of reach: [\d.]+-[\d.]+ bpp over qualities "
+                     r"0-100 of mlicpp-tiny-vr; wrote the nearest, quality 0 \(native 0\)", err), err
+    assert low.is_file() and _quality_of(low) == 0
+    assert run("compress", path, "-o", high, "--checkpoint", vr_ckpt, "--target-bpp", 1000) == 0
+    assert "target 1000 bpp is out of reach" in capsys.readouterr().err and _quality_of(high) == 4
+    # a reachable target (here the size of the lowest quality, met by the first probe): no warning, a line
+    # naming the quality found
+    exact = 8 * low.stat().st_size / (45 * 70)
+    assert run("compress", path, "-o", tmp_path / "mid.flic", "--checkpoint", vr_ckpt, "--target-bpp", exact) == 0
+    err = capsys.readouterr().err
+    assert "warning" not in err and f"(target {exact:g}, 2 encodings)" in err
+    assert run("compress", path, "-o", tmp_path / "x.flic", "--checkpoint", vr_ckpt, "--target-bpp", -1) == 1
+    assert "must be a positive number" in _one_error(capsys)
+
+
+def test_progress_on_a_terminal_only_and_never_with_quiet(tmp_path, image, vr_ckpt, capsys, monkeypatch):
+    from fastlic.cli import progress
+
+    path, _ = image
+    monkeypatch.setattr(progress, "DELAY", 0)  # the bar of a small image, drawn at once
+    assert run("compress", path, "-o", tmp_path / "a.flic", "--checkpoint", vr_ckpt) == 0
+    assert "step" not in capsys.readouterr().err  # not a terminal: no bar
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert run("compress", path, "-o", tmp_path / "b.flic", "--checkpoint", vr_ckpt) == 0
+    err = capsys.readouterr().err
+    assert "encoding " in err and "step" in err
+    assert run("decompress", tmp_path / "b.flic", "-o", tmp_path / "b.png", "--checkpoint", vr_ckpt) == 0
+    assert "decoding " in capsys.readouterr().err
+    assert run("compress", path, "-o", tmp_path / "c.flic", "--checkpoint", vr_ckpt, "--target-bpp", 1.0) == 0
+    assert "probe" in capsys.readouterr().err
+    assert run("compress", path, "-o", tmp_path / "d.flic", "--checkpoint", vr_ckpt, "--quiet") == 0
+    assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("name", ["mlicpp-tiny", "econtextformer-tiny"])
+def test_progress_counts_every_step_of_a_tiled_image(name, monkeypatch):
+    """The bar of :func:`coding_progress` ends at its total: transform + one step per slice (group) per tile."""
+    from fastlic import codec, container
+    from fastlic.cli import progress
+
+    bars = []
+
+    class Bar:
+        def __init__(self, total=None, **kw):
+            self.total, self.n = total, 0
+            bars.append(self)
+
+        def update(self, k):
+            self.n += k
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(progress, "bar", Bar)
+    torch.manual_seed(0)
+    model = fastlic.create_model(name).eval()
+    model.update()
+    img = (np.random.default_rng(0).random((60, 120, 3)) * 255).astype(np.uint8)
+    grid = codec.plan_tiles(model, 60, 120, tile=64, overlap=0)
+    tiles = len(container.tile_grid(60, 120, *grid))
+    assert tiles == 2
+    with progress.coding_progress(model, tiles, False, True):
+        data = codec.encode_image(model, img, tile=64, overlap=0)
+    with progress.coding_progress(model, tiles, True, True):
+        codec.decode_image(data, model)
+    assert [b.n for b in bars] == [b.total for b in bars] and bars[0].total > tiles
+    with progress.coding_progress(model, tiles, False, True):
+        pass
+    codec.encode_image(model, img[:16, :16])  # after the block: no hook left behind
+    assert bars[-1].n == 0
+
+
+def test_batches_print_one_line_per_file(tmp_path, image, ckpt, capsys):
+    path, _ = image
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a.png", "b.png"):
+        (src / name).write_bytes(path.read_bytes())
+    capsys.readouterr()
+    assert run("compress", src, "--checkpoint", ckpt) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [ln.split(" -> ")[0] for ln in lines[:2]] == [str(src / "a.png"), str(src / "b.png")]
+    assert lines[2] == "2 compressed, 0 failed"
+    assert run("compress", src, "--checkpoint", ckpt, "-f", "-q") == 0
+    assert capsys.readouterr() == ("", "")
+
+
+def test_every_command_has_a_description_and_help_names_only_commands_that_exist():
+    from fastlic.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    names = set(sub.choices)
+    for name, p in sub.choices.items():
+        assert p.description and len(p.description) > 30, name
+        text = p.format_help()
+        for mentioned in re.findall(r"fastlic ([a-z][a-z-]+)", " ".join(text.split())):
+            # a command, or the noun of "a fastlic checkpoint" / "a fastlic model"
+            assert mentioned in names or mentioned in ("checkpoint", "model"), (name, mentioned)
+    assert "info --models" not in sub.choices["train"].format_help()
+
+
+def test_unknown_model_is_not_a_model_without_weights(tmp_path, image, capsys):
+    path, _ = image
+    for command in (["compress", path, "-o", tmp_path / "x.flic"], ["demo", path, "-o", tmp_path]):
+        assert run(*command, "--model", "nope") == 1
+        msg = _one_error(capsys)
+        assert "unknown model 'nope' (known models: " in msg and "mlicpp-mini-vr" in msg
+        assert "no trained weights" not in msg
+    assert run("compress", path, "-o", tmp_path / "x.flic", "--model", "mlicpp-tiny") == 1
+    assert "no trained weights are bundled for model 'mlicpp-tiny'" in _one_error(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img.png"]
+
+
+def test_demo_and_convert_checkpoint_do_not_overwrite_without_force(tmp_path, image, ckpt, capsys):
+    path, _ = image
+    assert run("demo", path, "-o", tmp_path, "--checkpoint", ckpt) == 0
+    first = (tmp_path / "demo.flic").read_bytes()
+    assert run("demo", path, "-o", tmp_path, "--checkpoint", ckpt) == 1
+    assert "demo.flic: already exists; use --force" in _one_error(capsys)
+    (tmp_path / "demo.flic").unlink()
+    (tmp_path / "demo.png").write_bytes(b"keep")
+    assert run("demo", path, "-o", tmp_path, "--checkpoint", ckpt) == 1
+    assert "demo.png: already exists; use --force" in _one_error(capsys)
+    assert (tmp_path / "demo.png").read_bytes() == b"keep" and not (tmp_path / "demo.flic").exists()
+    assert run("demo", path, "-o", tmp_path, "--checkpoint", ckpt, "--force") == 0
+    assert (tmp_path / "demo.flic").read_bytes() == first and Image.open(tmp_path / "demo.png").size == (70, 45)
+    target = tmp_path / "conv.pt"
+    target.write_bytes(b"keep")
+    assert run("convert-checkpoint", ckpt, "-o", target) == 1
+    assert "already exists" in _one_error(capsys) and target.read_bytes() == b"keep"
+
+
+def test_icc_and_exif_survive_compress_and_decompress(tmp_path, ckpt, capsys):
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x010F] = "fastlic camera"  # Make
+    exif[0x0112] = 6  # displayed rotated by 90 degrees: fastlic rotates the pixels and resets the tag
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray((np.random.default_rng(0).random((30, 50, 3)) * 255).astype(np.uint8)).save(
+        photo, icc_profile=icc, exif=exif.tobytes(), quality=95)
+    flic = tmp_path / "photo.flic"
+    assert run("compress", photo, "-o", flic, "--checkpoint", ckpt, "-v") == 0
+    assert "ICC profile and EXIF kept" in capsys.readouterr().out
+    assert run("info", flic) == 0
+    assert re.search(r"metadata: +ICC profile 588 bytes, EXIF \d+ bytes", capsys.readouterr().out)
+    for name in ("back.png", "back.jpg", "back.webp", "back.tif"):
+        assert run("decompress", flic, "-o", tmp_path / name, "--checkpoint", ckpt, "-q") == 0
+        with Image.open(tmp_path / name) as im:
+            assert im.size == (30, 50) and im.info.get("icc_profile") == icc, name
+            assert im.getexif()[0x010F] == "fastlic camera" and im.getexif()[0x0112] == 1, name
+    capsys.readouterr()
+    assert run("decompress", flic, "-o", tmp_path / "back.bmp", "--checkpoint", ckpt) == 0
+    assert "back.bmp: ICC profile and EXIF dropped (BMP cannot hold them" in capsys.readouterr().err
+    assert run("decompress", flic, "-o", tmp_path / "bare.png", "--checkpoint", ckpt, "--strip", "-q") == 0
+    with Image.open(tmp_path / "bare.png") as im:
+        assert "icc_profile" not in im.info and not im.getexif()
+    assert run("compress", photo, "-o", tmp_path / "stripped.flic", "--checkpoint", ckpt, "--strip", "-q") == 0
+    assert run("info", tmp_path / "stripped.flic") == 0
+    assert "metadata:" not in capsys.readouterr().out
+    assert (tmp_path / "stripped.flic").stat().st_size < flic.stat().st_size - len(icc)

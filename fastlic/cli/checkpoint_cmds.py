@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..checkpoint import convert_reference_checkpoint
 from ..errors import FastlicError
+from ..io import OutputExistsError
 from ..registry import describe_model, list_models
 
 
 def register(sub):
-    p = sub.add_parser("convert-checkpoint", help="convert an official MLIC++ checkpoint to fastlic's format")
+    p = sub.add_parser("convert-checkpoint", help="convert an official MLIC++ checkpoint to fastlic's format",
+                       description="Convert an official MLIC++ checkpoint (.pth.tar of the reference code) into a "
+                                   "fastlic checkpoint that --checkpoint loads without conversion. An existing "
+                                   "output is not replaced without --force.")
     p.add_argument("input", metavar="REF.pth.tar")
-    p.add_argument("-o", "--output", required=True, metavar="model.pt")
+    p.add_argument("-o", "--output", required=True, metavar="model.pt", help="the fastlic checkpoint to write")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output file")
     p.add_argument("--variant", choices=["current", "2023"], default="current",
                    help="'current' (2024 release) or '2023' (the 2023-09 checkpoints)")
     p.set_defaults(func=cmd_convert)
 
-    p = sub.add_parser("models", help="list the registered models")
+    p = sub.add_parser("models", help="list the registered models",
+                       description="List every registered model with its size and kind, marking those with "
+                                   "trained weights bundled (and the default of fastlic compress).")
     p.set_defaults(func=cmd_models)
 
 
@@ -25,6 +33,8 @@ def cmd_convert(args) -> int:
     out = Path(args.output)
     if not out.parent.is_dir():
         raise FastlicError(f"{out}: output directory {out.parent} does not exist")
+    if not args.force and os.path.lexists(out):
+        raise OutputExistsError(out)
     convert_reference_checkpoint(args.input, out, args.variant)
     print(f"{args.input} -> {out} (MLIC++ {args.variant})")
     return 0

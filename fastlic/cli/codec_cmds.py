@@ -12,8 +12,9 @@ import torch
 
 from .. import codec, container, numerics
 from ..errors import FastlicError, FormatError
-from ..io import (STDIN_NAME, STDIO, STDOUT_NAME, ImageMetadata, OutputExistsError, encode_image_file, image_format,
-                  read_image, read_image_and_metadata, refuse_terminal, write_bytes, write_image, write_stdout)
+from ..io import (EXIF_PREFIX, STDIN_NAME, STDIO, STDOUT_NAME, ImageMetadata, OutputExistsError, encode_image_file,
+                  image_format, read_image, read_image_and_metadata, refuse_terminal, write_bytes, write_image,
+                  write_stdout)
 from . import progress
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm", ".pnm"}
@@ -94,6 +95,7 @@ def register(sub):
     _output_options(p, "photo.flic -> photo.png", "its extension picks the image format", ".png")
     p.add_argument("--max-memory", type=float, default=codec.DEFAULT_DECODE_MEMORY / 2 ** 30,
                    help="refuse files whose tiles need more memory than this, in GiB (default %(default)g)")
+    _max_pixels_option(p)
     _common(p, decoding=True)
     p.set_defaults(func=cmd_decompress)
 
@@ -102,6 +104,7 @@ def register(sub):
                                    "tiles, metadata, and the bytes and bits per pixel of each stream. Reads the "
                                    "header only (no model needed); - reads standard input.")
     p.add_argument("input", metavar="IN.flic")
+    _max_pixels_option(p)
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("demo", help="compress and decompress an example image, print size and PSNR",
@@ -400,13 +403,27 @@ def _flic_bytes(path) -> bytes:
     return path.read_bytes()
 
 
+def _max_pixels_option(p):
+    def count(text):
+        n = int(text)
+        if n < 0:
+            raise ValueError(text)
+        return n or None  # 0: no limit but the format's
+
+    p.add_argument("--max-pixels", type=count, default=codec.MAX_DECODE_PIXELS, metavar="N",
+                   help="refuse files whose image has more pixels than this, before decoding (default "
+                        "%(default)d, Pillow's limit; 0: no limit)")
+
+
 def _read_flic(path):
     return container.unpack(_flic_bytes(path), _label(path))
 
 
 def _file_metadata(f) -> ImageMetadata:
-    """The ICC profile and EXIF a .flic file carries (container fields ``icc`` and ``exif``)."""
-    return ImageMetadata(icc=bytes(getattr(f, "icc", b"") or b""), exif=bytes(getattr(f, "exif", b"") or b""))
+    """The ICC profile and EXIF a .flic file carries, EXIF without the JPEG ``Exif\\0\\0`` prefix (the container
+    takes it with or without)."""
+    exif = bytes(f.exif)
+    return ImageMetadata(icc=bytes(f.icc), exif=exif[len(EXIF_PREFIX):] if exif.startswith(EXIF_PREFIX) else exif)
 
 
 def cmd_decompress(args) -> int:
@@ -422,7 +439,7 @@ def cmd_decompress(args) -> int:
         label, to_stdout = _label(src), str(target) == STDIO
         _check_target(target, args.force)
         data = _flic_bytes(src)
-        f = container.unpack(data, label)
+        f = codec.read_header(data, label, max_pixels=args.max_pixels)
         if f.model not in models:  # loaded once per model name of a batch
             models[f.model] = codec.load_model(f.model, args.checkpoint, args.device)
             say.detail(f"model {f.model}, weights {codec.fingerprint(models[f.model]).hex()[:16]}")
@@ -430,7 +447,8 @@ def cmd_decompress(args) -> int:
         model = models[f.model]
         t0 = time.perf_counter()
         with progress.coding_progress(model, len(f.tiles), True, show, desc=f"decoding {label}"):
-            image = codec.decode_image(f, model, label, max_memory=int(args.max_memory * 2 ** 30))
+            image = codec.decode_image(f, model, label, max_memory=int(args.max_memory * 2 ** 30),
+                                       max_pixels=args.max_pixels)
         meta = ImageMetadata() if args.strip else _file_metadata(f)
         notes = []
         if to_stdout:
@@ -458,7 +476,7 @@ def _mode(device) -> str:
 
 def cmd_info(args) -> int:
     data = _flic_bytes(args.input)
-    f = container.unpack(data, _label(args.input))
+    f = codec.read_header(data, _label(args.input), max_pixels=args.max_pixels)
     total = len(data)
     px = f.num_pixels
     print(f"file:        {_label(args.input)}")

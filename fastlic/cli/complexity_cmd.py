@@ -56,7 +56,7 @@ def register(subparsers) -> None:
                               description="Count parameters and multiply-accumulates per pixel of every component "
                                           "(g_a, h_a, h_s, context model, entropy parameters, g_s) for encoding "
                                           "and decoding one random image with random weights.")
-    p.add_argument("--model", required=True, help="registered model name (see fastlic.registry.list_models)")
+    p.add_argument("--model", required=True, help="registered model name (the list: fastlic models)")
     p.add_argument("--size", default="256x256", help="image size HxW (default 256x256)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="model constructor override, JSON value (e.g. --set cache=false)")

@@ -6,6 +6,7 @@ error naming it."""
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -34,15 +35,22 @@ def register(sub):
     what.add_argument("--codec", help="classic codec: jpeg, webp, avif, jxl, jpeg2000, vtm, bpg")
     p.add_argument("--checkpoint", action="append", metavar="P",
                    help="weights of --model; repeat for several rate points")
-    p.add_argument("--quality", "--qualities", dest="qualities", nargs="+", type=_number, metavar="Q",
-                   help="quality points (codec parameter, or quality of a variable-rate model)")
+    scale = p.add_mutually_exclusive_group()
+    scale.add_argument("--quality", "--qualities", dest="qualities", nargs="+", type=_number, metavar="Q",
+                       help="quality points: a classic codec's own parameter (0-100 for JPEG, WebP, AVIF, JPEG XL), "
+                            "or for a variable-rate --model 0-100 as in fastlic compress (mapped onto its range)")
+    scale.add_argument("--native-quality", "--native-qualities", dest="native_qualities", nargs="+", type=_number,
+                       metavar="N", help="quality points of a variable-rate --model on its own scale [0, K-1] "
+                                     "(the bundled default: 0 1 2 3 4)")
     p.add_argument("--random-init", action="store_true",
                    help="evaluate --model with untrained random weights (timing/pipeline check only)")
     p.add_argument("--ordo", action="store_true",
                    help="encode a --model with online RDO of its latents (slower encoding, same decoder)")
     p.add_argument("--lmbda", type=float, help="the lambda of --ordo (default: from the checkpoint's metadata)")
     p.add_argument("--data", required=True, metavar="DIR", help="folder of images")
-    p.add_argument("-o", "--output", required=True, metavar="JSON", help="results file to write")
+    p.add_argument("-o", "--output", required=True, metavar="JSON",
+                   help="results file to write (*.json; its directory must exist)")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite an existing results file")
     p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1; use 1 for timings)")
     p.add_argument("--threads", type=int, default=None, help="torch threads per process (learned models)")
     p.add_argument("--device", default="cpu", help="torch device of a learned model (cpu, cuda)")
@@ -51,7 +59,8 @@ def register(sub):
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N images (by name)")
     p.add_argument("--keep-files", metavar="DIR", help="keep the coded files in DIR")
     p.add_argument("--name", help="curve name in the results file (default: the codec's)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", "-q", "--quiet", dest="no_progress", action="store_true",
+                   help="no progress bar (there is one on standard error when it is a terminal)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("bdrate", help="Bjøntegaard delta rate of results files against an anchor",
@@ -64,11 +73,16 @@ def register(sub):
                    help="also print, for every point of each TEST, the anchor's rate at the same quality")
     p.set_defaults(func=cmd_bdrate)
 
-    p = sub.add_parser("plot", help="rate-distortion curves (PSNR and MS-SSIM vs bpp) of results files")
+    p = sub.add_parser("plot", help="rate-distortion curves (PSNR and MS-SSIM vs bpp) of results files",
+                       description="Draw PSNR-RGB and MS-SSIM-RGB against bits per pixel, one curve per results "
+                                   "file of fastlic eval (solid) and per --anchor (dashed), into a PNG, PDF or "
+                                   "SVG file. An existing file is not replaced without --force.")
     p.add_argument("results", nargs="*", metavar="RESULTS.json")
     p.add_argument("--anchor", action="append", default=[], metavar="JSON",
                    help="published curve drawn dashed (repeatable; a folder adds every *.json in it)")
-    p.add_argument("-o", "--output", required=True, metavar="PNG")
+    p.add_argument("-o", "--output", required=True, metavar="PNG",
+                   help="the plot: .png, .pdf or .svg (its directory must exist)")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output file")
     p.add_argument("--title", default="Rate-distortion")
     p.add_argument("--max-bpp", type=float, help="draw points up to this rate only")
     p.set_defaults(func=cmd_plot)
@@ -79,7 +93,7 @@ def register(sub):
                                    "crop of a few images from the original and from each codec at the file size "
                                    "closest to fastlic's (needs the 'eval' extra for the crops).")
     p.add_argument("results", nargs="+", metavar="RESULTS.json")
-    p.add_argument("-o", "--output", required=True, metavar="HTML")
+    p.add_argument("-o", "--output", required=True, metavar="HTML", help="the page, *.html (its directory must exist)")
     p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output file")
     p.add_argument("--anchor", metavar="NAME", help="curve the BD-rates are taken against: its name or file stem "
                                                     "(default: the first file)")
@@ -91,7 +105,9 @@ def register(sub):
     p.add_argument("--zoom", type=int, default=2, help="crops are shown this many times larger (default 2)")
     p.add_argument("--model", help="fastlic model whose file size the crops match (default: the bundled default)")
     p.add_argument("--checkpoint", help="weights of that model")
-    p.add_argument("--quality", type=float, help="its quality (default: the middle)")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--quality", type=float, help="its quality, 0-100 as in fastlic compress (default 50)")
+    rate.add_argument("--native-quality", type=float, help="its quality on the model's own scale [0, K-1]")
     p.add_argument("--title", default="fastlic report")
     p.set_defaults(func=cmd_report)
 
@@ -117,46 +133,89 @@ def _eval_imports():
     require("fastlic eval")
 
 
+def check_output(path, suffixes: tuple, force: bool, what: str) -> Path:
+    """Refuse, before the (possibly hours of) work, an output that cannot be written: an extension not in
+    ``suffixes``, a missing directory, a directory, an existing file without --force."""
+    from ..io import OutputExistsError
+
+    out = Path(path)
+    if out.is_dir():
+        raise FastlicError(f"{out}: is a directory; give a {suffixes[0]} file name")
+    if out.suffix.lower() not in suffixes:
+        raise FastlicError(f"{out}: {what} must be named *{suffixes[0]}")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise FastlicError(f"{out}: output directory {parent} does not exist")
+    if not force and os.path.lexists(out):
+        raise OutputExistsError(out)
+    return out
+
+
+def _learned_qualities(codec, args) -> list | None:
+    """Native qualities of --model: --native-quality as given, --quality mapped from 0-100 on the loaded model
+    (:func:`fastlic.codec.native_quality`), or None."""
+    if args.qualities is None:
+        return args.native_qualities
+    from .. import codec as flic
+
+    codec.prepare()  # loads the weights once, here, to learn the model's range
+    model = codec._model(codec.qualities[0])
+    native = [flic.native_quality(model, q) for q in args.qualities]
+    top = model.num_rates - 1
+    odd = [q for q in args.qualities if 0 < q <= top]
+    if odd and len(odd) == len([q for q in args.qualities if q]):  # looks like the native scale of old
+        print(f"fastlic: warning: --quality {' '.join(map(str, args.qualities))} is on the 0-100 scale (native "
+              f"{' '.join(f'{n:g}' for n in native)} of [0, {top}]); for the model's own scale use --native-quality",
+              file=sys.stderr)
+    return [int(n) if float(n).is_integer() else n for n in native]
+
+
 def cmd_eval(args):
     _eval_imports()
     from ..evaluation import get_codec
     from ..evaluation.base import EvaluationError
     from ..evaluation.learned import LearnedCodec
-    from ..evaluation.results import write_json_atomic
     from ..evaluation.runner import evaluate, find_images
+    from ..io import write_bytes
 
+    out = check_output(args.output, (".json",), args.force, "a results file")
     images = find_images(args.data, args.limit)
     if args.precision is not None:
-        import os
-
         numerics.set_precision(args.precision)
         os.environ["FASTLIC_PRECISION"] = args.precision  # for worker processes
     if args.model:
-        codec = LearnedCodec(args.model, args.checkpoint, args.qualities, device=args.device,
-                             random_init=args.random_init, ordo=args.ordo, lmbda=args.lmbda)
+        codec = LearnedCodec(args.model, args.checkpoint, args.native_qualities or args.qualities,
+                             device=args.device, random_init=args.random_init, ordo=args.ordo, lmbda=args.lmbda)
+        native = _learned_qualities(codec, args)
+        if native is not None:
+            codec.qualities = native
     else:
-        if args.checkpoint or args.random_init or args.ordo or args.lmbda is not None:
-            raise EvaluationError("--checkpoint, --random-init, --ordo and --lmbda apply to --model, not --codec")
+        if args.checkpoint or args.random_init or args.ordo or args.lmbda is not None or args.native_qualities:
+            raise EvaluationError("--checkpoint, --random-init, --ordo, --lmbda and --native-quality apply to "
+                                  "--model, not --codec")
         codec = get_codec(args.codec, args.qualities)
     if args.name:
         codec.name = args.name
-    out = Path(args.output)
-    if out.is_dir():
-        raise EvaluationError(f"{out} is a folder; give a .json file name")
     result = evaluate(codec, images, workers=args.workers, threads=args.threads,
-                      progress=not args.no_progress, keep_files=args.keep_files)
+                      progress=not args.no_progress and sys.stderr.isatty(), keep_files=args.keep_files)
     result["name"] = args.name or result["name"]
     result["meta"]["dataset"] = str(Path(args.data))
     result["meta"]["command"] = "fastlic " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if args.model:
         result["meta"]["numerics"] = numerics.describe(args.device)
-    write_json_atomic(out, result)
+        if args.qualities is not None:
+            result["meta"]["quality_scale"] = {"native": codec.qualities, "from 0-100": args.qualities}
+    import json
+
+    write_bytes(out, (json.dumps(result, indent=2) + "\n").encode(), overwrite=args.force)
     r = result["results"]
     print(f"{result['name']}: {len(images)} images x {len(r['bpp'])} points -> {out}")
-    for q, b, p_, m in zip(r["quality"], r["bpp"], r["psnr-rgb"], r["ms-ssim-rgb"]):
+    given = args.qualities if args.model and args.qualities is not None else [None] * len(r["quality"])
+    for q, g, b, p_, m in zip(r["quality"], given, r["bpp"], r["psnr-rgb"], r["ms-ssim-rgb"]):
         ms = f"{m:.4f}" if m is not None else "-"
         ps = f"{p_:.2f}" if p_ is not None else "inf"
-        print(f"  q={q}: {b:.4f} bpp  {ps} dB  MS-SSIM {ms}")
+        shown = f"q={q}" if g is None else f"q={g} (native {q:g})"
+        print(f"  {shown}: {b:.4f} bpp  {ps} dB  MS-SSIM {ms}")
     return 0
 
 
@@ -183,8 +242,10 @@ def cmd_bdrate(args):
 def cmd_plot(args):
     require("fastlic plot", PLOT_MODULES)
     from ..evaluation.base import EvaluationError
-    from ..evaluation.plot import plot_rd
+    from ..evaluation.plot import check_plot_output, plot_rd
     from ..evaluation.results import load_results
+
+    check_plot_output(args.output, args.force)  # before reading and drawing anything
 
     anchor_files = []
     for a in args.anchor:
@@ -198,7 +259,7 @@ def cmd_plot(args):
             anchor_files.append(p)
     out = plot_rd([load_results(f) for f in args.results], args.output,
                   anchors=[load_results(f) for f in anchor_files], title=args.title,
-                  max_bpp=args.max_bpp)
+                  max_bpp=args.max_bpp, overwrite=args.force)
     print(f"wrote {out}")
     return 0
 
@@ -207,9 +268,11 @@ def cmd_report(args):
     require("fastlic report", PLOT_MODULES if args.images is None else EVAL_MODULES)
     from ..evaluation.report import build_report
 
+    check_output(args.output, (".html", ".htm"), args.force, "a report")
+
     out = build_report(args.results, args.output, anchor=args.anchor, images_dir=args.images,
                        image_names=args.image, num_images=args.num_images, crop=args.crop, zoom=args.zoom,
-                       model=args.model, checkpoint=args.checkpoint, quality=args.quality, title=args.title,
-                       overwrite=args.force)
+                       model=args.model, checkpoint=args.checkpoint, quality=args.quality,
+                       native_quality=args.native_quality, title=args.title, overwrite=args.force)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
     return 0

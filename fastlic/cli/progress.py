@@ -63,7 +63,10 @@ def coding_progress(model, tiles: int, decoding: bool, show: bool, desc: str | N
         if b is not None:
             b.close()
         return
-    handles = [m.register_forward_hook(lambda *_: b.update(1)) for m in modules]
+    def step(*_):
+        b.update(1)  # returns None: a hook's return value would replace the module's output
+
+    handles = [m.register_forward_hook(step) for m in modules]
     try:
         yield
     finally:

@@ -19,8 +19,12 @@ class TrainingError(FastlicError):
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a model on a folder of images",
-                              description="Train a fastlic model (see docs/training.md).")
-    p.add_argument("--model", help="registered model name (fastlic models: see 'fastlic info --models')")
+                              description="Train a fastlic model on folders of images, on one CPU, one GPU or "
+                                          "torchrun across GPUs, with exact resume (see docs/training.md). A run "
+                                          "directory that holds a run is never reused without --resume. Progress: "
+                                          "one status line on standard error (redrawn on a terminal), --quiet "
+                                          "for none.")
+    p.add_argument("--model", help="registered model name (the list: fastlic models)")
     p.add_argument("--data", nargs="+", metavar="DIR",
                    help="folder(s) of training images (searched recursively) or glob patterns ('wiki/0[0-3]?.png')")
     p.add_argument("--data-weights", type=int, nargs="+", metavar="K",
@@ -48,7 +52,7 @@ def register(subparsers) -> None:
                         "after a first step of up to 95 s; unmeasured on GPUs)")
     p.add_argument("--seed", type=int)
     p.add_argument("--init", metavar="CKPT", help="start from the weights of a fastlic checkpoint or of another run's state.pt (fresh optimizers)")
-    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=run)
 
 

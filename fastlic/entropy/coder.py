@@ -16,8 +16,15 @@ How continuous entropy parameters become integer models (the design choice every
   count, the gaps between their positions (Elias-gamma, like escapes) and one bit each. The encoder knows them
   only after its pass, but ANS is a stack, so :meth:`Encoder.finish` can still put them first in decode order.
   An unflagged stream pays for one Elias-gamma zero (5 bits).
-* **Checksum.** Encoder and decoder hash every coded integer (symbols and their table indexes) in coding order;
-  :meth:`Encoder.digest` / :meth:`Decoder.digest` are the exact counterpart of each other.
+* **Checksum.** Encoder and decoder hash every coded integer (symbols and their table indexes) in coding order,
+  and the stream's guard flags; :meth:`Encoder.digest` / :meth:`Decoder.digest` are the exact counterpart of each
+  other.
+* **End.** The last symbol of every stream in decode order is a *sentinel* (one uniform bit, set), coded first
+  onto the empty coder, so the ANS state holds at least :data:`SENTINEL_BITS` bits until the sentinel is read:
+  the state of the encoder only grows from there, and the decoder retraces it exactly. A decoder that finds
+  fewer bits left at a chunk's end has run dry (a stream too short for what the header claims, or corrupted),
+  and stops there with :class:`~fastlic.errors.FormatError` instead of decoding zeros from an empty coder to the
+  end of the image; :meth:`Decoder.finish` reads the sentinel and requires the coder to be empty after it.
 * **Escapes.** A symbol outside ``[lo, hi]`` is coded as its escape bin followed by its distance ``e >= 0`` to
   the bin in Elias-gamma form (``n = floor(log2(e + 1))`` with a uniform 5-bit model, then the ``n`` low bits of
   ``e + 1`` as uniform bits). Values are therefore never clipped and nothing is lost, at a cost of a few bits
@@ -52,6 +59,15 @@ MAX_ESCAPE = (1 << 31) - 2
 _model = constriction.stream.model
 _N_BITS_MODEL = _model.Uniform(32)
 _BIT_MODEL = _model.Uniform(2)
+#: valid bits an ANS coder holds right after the sentinel (a set uniform bit: state 2**(PRECISION - 1)) was coded
+#: onto an empty coder; a decoder holds at least as many until it reads the sentinel
+SENTINEL_BITS = PRECISION - 1
+
+
+def _guard_bytes(positions: np.ndarray, bits: np.ndarray) -> bytes:
+    # the guard flags as hashed by Encoder.digest / Decoder.digest: count, positions, sides
+    return (len(positions).to_bytes(4, "little") + np.asarray(positions, "<i8").tobytes()
+            + np.asarray(bits, np.uint8).tobytes())
 
 
 def _give_remainder_to_top(counts: np.ndarray) -> np.ndarray:
@@ -191,8 +207,9 @@ class Encoder:
         self._hash = hashlib.blake2b(digest_size=8)
 
     def digest(self) -> bytes:
-        """8-byte BLAKE2b of every integer coded so far (symbols and table indexes, in coding order)."""
-        return self._hash.copy().digest()
+        """8-byte BLAKE2b over the BLAKE2b-64 of every integer coded so far (symbols and table indexes, in
+        coding order) and the guard flags recorded so far (:func:`_guard_bytes`)."""
+        return hashlib.blake2b(self._hash.digest() + _guard_bytes(*self.guard.flags()), digest_size=8).digest()
 
     def _push(self, symbols: np.ndarray, model, rows: np.ndarray | None = None):
         if symbols.size:
@@ -253,6 +270,7 @@ class Encoder:
         self._push_escapes(gaps)
         self._push(bits, _BIT_MODEL)
         self._chunks += body
+        self._push(np.ones(1, np.int32), _BIT_MODEL)  # the sentinel: decoded last, so encoded first
         coder = constriction.stream.stack.AnsCoder()
         for symbols, model, rows in reversed(self._chunks):
             if rows is None:
@@ -280,11 +298,26 @@ class Decoder:
             raise FormatError(f"entropy-coded stream is corrupted ({n} guard flags)")
         gaps = self._pop_escapes(int(n))
         bits = self._pop(_BIT_MODEL, int(n))
+        self._check_supply()
         self.guard = Guard(np.cumsum(gaps + 1) - 1, bits)
 
     def digest(self) -> bytes:
-        """Counterpart of :meth:`Encoder.digest` over the integers decoded so far."""
-        return self._hash.copy().digest()
+        """Counterpart of :meth:`Encoder.digest` over the integers decoded so far and the guard flags."""
+        return hashlib.blake2b(self._hash.digest() + _guard_bytes(self.guard.positions, self.guard.bits),
+                               digest_size=8).digest()
+
+    def _check_supply(self) -> None:
+        # see the module docstring ("End"): a valid stream never holds fewer bits before its sentinel
+        if self._coder.num_valid_bits() < SENTINEL_BITS:
+            raise FormatError("entropy-coded stream ran dry (it holds fewer symbols than the image it belongs to "
+                              "needs: truncated, corrupted, or a header that claims a larger image)")
+
+    def finish(self) -> None:
+        """Read the sentinel and check that nothing is left: the end of a complete, consistent decode."""
+        self._check_supply()
+        if int(self._pop(_BIT_MODEL, 1)[0]) != 1 or not self._coder.is_empty():
+            raise FormatError(f"entropy-coded stream does not end where its last symbol does "
+                              f"({self._coder.num_valid_bits()} bits left over)")
 
     def _pop(self, model, n: int, rows: np.ndarray | None = None) -> np.ndarray:
         if n == 0:
@@ -300,6 +333,7 @@ class Decoder:
 
     def _pop_escapes(self, count: int) -> np.ndarray:
         n = self._pop(_N_BITS_MODEL, count)
+        self._check_supply()  # before sum(n) bits are decoded (and allocated) from a stream that ran dry
         bits = self._pop(_BIT_MODEL, int(n.sum()))
         return _gamma_decode(n, bits)
 
@@ -315,6 +349,7 @@ class Decoder:
         pos[order] = np.concatenate(parts)
         symbols = self._resolve_escapes(pos + tables.offsets[index], tables.lo[index], tables.hi[index])
         self._hash.update(symbols.tobytes() + index.tobytes())
+        self._check_supply()
         return symbols
 
     def decode_rows(self, pmf_rows: np.ndarray, offset: int) -> np.ndarray:
@@ -328,6 +363,7 @@ class Decoder:
         hi = np.full_like(symbols, offset + k - 2)
         symbols = self._resolve_escapes(symbols, lo, hi)
         self._hash.update(symbols.tobytes())
+        self._check_supply()
         return symbols
 
     def _resolve_escapes(self, symbols, lo, hi):
@@ -342,8 +378,12 @@ class Decoder:
         return symbols
 
     def is_exhausted(self) -> bool:
-        """True when every encoded word has been consumed (a complete, consistent decode)."""
-        return bool(self._coder.is_empty())
+        """True when only the sentinel is left (a complete, consistent decode; :meth:`finish` reads it)."""
+        rest = self._coder.clone()
+        try:
+            return int(rest.decode(_BIT_MODEL, 1)[0]) == 1 and bool(rest.is_empty())
+        except Exception:  # constriction's errors have no public type; an undecodable rest is not exhausted
+            return False
 
 
 class TableOwner:

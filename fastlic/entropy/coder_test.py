@@ -50,6 +50,8 @@ def test_round_trip_with_escapes_and_rows(seed):
         assert np.array_equal(dec.decode(idx, tables), sym)
         assert np.array_equal(dec.decode_rows(rows, -4), rsym)
     assert dec.is_exhausted()
+    dec.finish()
+    assert dec.digest() == enc.digest()
 
 
 def test_rate_is_close_to_ideal_code_length():
@@ -73,3 +75,74 @@ def test_rate_is_close_to_ideal_code_length():
 def test_decoder_rejects_bad_streams():
     with pytest.raises(FormatError):
         Decoder(b"abc")
+
+
+def _three_chunks(rng, tables, n=3000):
+    enc, chunks = Encoder(), []
+    for _ in range(3):
+        idx = rng.integers(0, len(tables), n)
+        sym = rng.integers(-5, 6, n)
+        enc.encode(sym, idx, tables)
+        chunks.append((idx, sym))
+    return enc.finish(), chunks
+
+
+def test_a_stream_that_runs_dry_stops_at_that_chunk():
+    """A stream shorter than what is asked of it (truncated, or a header that claims a larger image) is refused
+    at the first chunk that consumes the sentinel's bits, not after decoding zeros to the end; a valid stream
+    never trips the check (the round trips above)."""
+    rng = np.random.default_rng(4)
+    tables = _tables(rng)
+    data, chunks = _three_chunks(rng, tables)
+    # the decoder reads words from the end: dropping the leading third leaves the first chunk intact
+    cut = data[(len(data) // 3) // 4 * 4 :]
+    dec = Decoder(cut)
+    assert np.array_equal(dec.decode(*chunks[0][:1], tables), chunks[0][1])
+    with pytest.raises(FormatError, match="ran dry"):
+        for idx, _ in chunks[1:]:
+            dec.decode(idx, tables)
+    # a claim of a million symbols from a stream of a few hundred bytes: refused after that one chunk
+    small, _ = _three_chunks(rng, tables, n=100)
+    dec = Decoder(small)
+    with pytest.raises(FormatError, match="ran dry"):
+        dec.decode(np.zeros(10 ** 6, np.int64), tables)
+    with pytest.raises(FormatError, match="ran dry"):
+        Decoder(b"")  # not even the guard chunk and the sentinel
+
+
+def test_a_stream_must_end_where_its_last_symbol_does():
+    rng = np.random.default_rng(5)
+    tables = _tables(rng)
+    data, chunks = _three_chunks(rng, tables)
+    for extra in (b"\x01\0\0\0", b"\xff" * 8):  # words before the stream's first = after its last symbol
+        dec = Decoder(extra + data)
+        for idx, _ in chunks:
+            dec.decode(idx, tables)  # the last symbols may already differ (the coder refills earlier)
+        assert not dec.is_exhausted()
+        with pytest.raises(FormatError, match="does not end"):
+            dec.finish()
+    dec = Decoder(data)  # a chunk too few: the sentinel is not next
+    for idx, _ in chunks[:2]:
+        dec.decode(idx, tables)
+    with pytest.raises(FormatError):
+        dec.finish()
+
+
+def test_the_digest_covers_the_guard_flags():
+    """Encoder and decoder digests agree, and differ when only a guard flag's side differs (the flags decide
+    tables and mixture rows, so they are part of what the checksum must cover)."""
+    rng = np.random.default_rng(6)
+    tables = _tables(rng)
+    idx, sym = rng.integers(0, len(tables), 500), rng.integers(-5, 6, 500)
+    digests = []
+    for bit in (0, 1):
+        enc = Encoder()
+        enc.guard.decide(np.array([3 + bit]), np.array([3]), np.array([0.0]))  # one flagged decision
+        enc.encode(sym, idx, tables)
+        dec = Decoder(enc.finish())
+        dec.guard.decide(np.array([9]), np.array([3]), np.array([1.0]))
+        assert np.array_equal(dec.decode(idx, tables), sym)
+        dec.finish()
+        assert dec.digest() == enc.digest()
+        digests.append(enc.digest())
+    assert digests[0] != digests[1]

@@ -147,8 +147,8 @@ def make_crops(image_path: Path, results: list[dict], reference, reference_quali
     out.crops.append(Crop("original", _png(cut(image))))
     ref_data = flic.encode_image(reference, image, quality=reference_quality)
     q = flic.read_header(ref_data).quality
-    add(f"fastlic {reference.model_name}" + ("" if math.isnan(q) else f" (quality {q:g})"), ref_data,
-        flic.decode_image(ref_data, reference))
+    shown = "" if math.isnan(q) else f" (quality {flic.scale_quality(reference, q):.3g})"  # on the 0-100 scale
+    add(f"fastlic {reference.model_name}{shown}", ref_data, flic.decode_image(ref_data, reference))
     target = len(ref_data)
     seen = {("learned", reference.model_name)}
     for result in results:
@@ -172,7 +172,7 @@ def make_crops(image_path: Path, results: list[dict], reference, reference_quali
                 if hasattr(model, "set_quality"):
                     qual, data = match_size(lambda q: flic.encode_image(model, image, quality=q), target, 0.0,
                                             float(model.num_rates - 1), False, steps=8)
-                    label = f"fastlic {kind[1]} (quality {qual:.2f})"
+                    label = f"fastlic {kind[1]} (quality {flic.scale_quality(model, qual):.3g})"
                 else:
                     data, label = flic.encode_image(model, image), f"fastlic {kind[1]} (fixed rate)"
                 add(label, data, flic.decode_image(data, model))
@@ -217,7 +217,9 @@ def render_html(title: str, results: list[dict], anchor: dict, rd_svg: bytes, ro
     e = html.escape
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title>"
              f"<style>{CSS}</style></head><body><h1>{e(title)}</h1>"]
-    datasets = sorted({str(r.get("meta", {}).get("dataset", "")) for r in results} - {""})
+    # the data sets by name: a results file records the folder it was measured on, which another machine (a
+    # fresh clone) does not have, so a path here would point nowhere
+    datasets = sorted({Path(str(r.get("meta", {}).get("dataset", ""))).name for r in results} - {""})
     parts.append(f"<p class='note'>{len(results)} curves" + (f" on {e(', '.join(datasets))}" if datasets else "") +
                  f"; BD-rates against <b>{e(anchor.get('name', '?'))}</b>. Made by <code>fastlic report</code>.</p>")
     parts.append("<h2>Rate-distortion</h2>")
@@ -266,8 +268,10 @@ def pick_anchor(results: list[dict], sources: list[str], name: str | None) -> di
 
 def build_report(paths, out, *, anchor: str | None = None, images_dir=None, image_names=(), num_images: int = 2,
                  crop: int = 192, zoom: int = 2, model: str | None = None, checkpoint=None, quality=None,
-                 title: str = "fastlic report", overwrite: bool = False) -> Path:
-    """Write the report of the results files ``paths`` to ``out`` (atomically); returns its path."""
+                 native_quality=None, title: str = "fastlic report", overwrite: bool = False) -> Path:
+    """Write the report of the results files ``paths`` to ``out`` (atomically); returns its path. The crops'
+    reference is ``model`` at ``quality`` (0-100, :func:`fastlic.codec.native_quality`) or ``native_quality``
+    (its own scale); default the middle."""
     from ..io import write_bytes
     from .plot import plot_rd
 
@@ -299,8 +303,9 @@ def build_report(paths, out, *, anchor: str | None = None, images_dir=None, imag
                 raise EvaluationError(f"{images_dir}: no image named {', '.join(missing)}")
             found = [by_name[n] for n in image_names]
         reference = flic.load_model(model, checkpoint)
+        native = native_quality if quality is None else flic.native_quality(reference, quality)
         for path in found[:num_images]:
-            crops.append(make_crops(path, results, reference, quality, crop))
+            crops.append(make_crops(path, results, reference, native, crop))
     page = render_html(title, results, anchor_result, svg, rows, crops, zoom, sources)
     write_bytes(out, page.encode("utf-8"), overwrite=overwrite)
     return out

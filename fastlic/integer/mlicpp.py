@@ -329,7 +329,7 @@ class IntegerMLICPP:
         reconstruction, and the coded integers' table indexes; like ``model(x)`` in evaluation."""
         h, w = x.shape[-2:]
         out = self.from_latents(*self._latents(self.model.pad(x)))
-        out["x_hat"] = out["x_hat"][..., :h, :w]
+        out["x_hat"] = self.model.crop(out["x_hat"], h, w)
         return out
 
     @torch.no_grad()
@@ -352,15 +352,24 @@ class IntegerMLICPP:
         return [enc_y.finish(), enc_z.finish()], self.y_float(fixed), coded_checksum(enc_y, enc_z)
 
     @torch.no_grad()
-    def decode_latents(self, strings, padded_hw):
-        """Inverse of :meth:`encode_latents` -> (y_hat, checksum); the latent grid is ``padded_hw / 16``."""
+    def decode_latents(self, strings, padded_hw, verify=None):
+        """Inverse of :meth:`encode_latents` -> (y_hat, checksum); the latent grid is ``padded_hw / 16``.
+        ``verify(k, digest)`` as in :meth:`fastlic.models.base.CompressionModel.decompress`: z (stream 1) is
+        checked, with its sentinel, before y is decoded."""
         ph, pw = padded_hw
-        dec_z, dec_y = Decoder(strings[1]), Decoder(strings[0])
+        dec_z = Decoder(strings[1])
         eb = self.model.entropy_bottleneck
         c = eb.channels
         index = np.broadcast_to(np.arange(c).reshape(1, c, 1, 1), (1, c, ph // 64, pw // 64))
         z_sym = torch.from_numpy(dec_z.decode(index, eb.tables).reshape(1, c, ph // 64, pw // 64))
+        dec_z.finish()
+        if verify is not None:  # z is small: a damaged file or header stops here, before y costs anything
+            verify(1, dec_z.digest())
+        dec_y = Decoder(strings[0])
         fixed = self._slices(self._z_fixed(z_sym), _IntDecode(self, dec_y))
+        dec_y.finish()
+        if verify is not None:
+            verify(0, dec_y.digest())
         return self.y_float(fixed), coded_checksum(dec_y, dec_z)
 
     @torch.no_grad()
@@ -374,7 +383,7 @@ class IntegerMLICPP:
         m = self.model
         h, w = int(shape[0]), int(shape[1])
         y_hat, checksum = self.decode_latents(strings, m.padded_size(h, w))
-        return {"x_hat": m.synthesis(y_hat)[..., :h, :w], "checksum": checksum, "y_hat": y_hat}
+        return {"x_hat": m.crop(m.synthesis(y_hat), h, w), "checksum": checksum, "y_hat": y_hat}
 
 
 # ---------------------------------------------------------------------------------------------- quantizers

@@ -75,3 +75,31 @@ def test_variable_rate_model_converts_at_every_rate():
     for q in (0.0, 2.75, 4.0):
         data = codec.encode_image(m, img, quality=q)
         assert codec.decode_image(data, m).shape == img.shape
+
+
+def test_integer_files_are_checked_as_format_3(pair):
+    """The integer decoder follows format 3 as the float one does: z's stream checksum is verified (with its
+    sentinel) before any of y is decoded, and a y stream cut short stops as a coder that ran dry."""
+    from fastlic import container
+    from fastlic.errors import DecodeDivergenceError, FormatError
+
+    _, m = pair
+    img = np.ascontiguousarray(IMG[100:164, 200:264])
+    f = container.unpack(codec.encode_image(m, img))
+    ip = m.integer_path
+    calls = []
+    real = ip._slices
+    ip._slices = lambda *a, **k: calls.append(1) or real(*a, **k)
+    try:
+        assert codec.decode_image(container.pack(f), m).shape == img.shape and calls
+        calls.clear()
+        bad = container.unpack(container.pack(f))
+        bad.tiles[0].checksums[1] = bytes(8)
+        with pytest.raises(DecodeDivergenceError, match="z stream"):
+            codec.decode_image(container.pack(bad), m)
+        assert not calls
+    finally:
+        del ip._slices
+    y = f.tiles[0].streams[0]
+    with pytest.raises(FormatError, match="ran dry|does not end"):
+        m.decompress([[y[: len(y) // 2 // 4 * 4]], [f.tiles[0].streams[1]]], img.shape[:2])

@@ -2,9 +2,17 @@
 
 ``forward(x) -> {"x_hat", "likelihoods": {...}}``, ``compress(x) -> {"strings", "shape", "checksums"}``,
 ``decompress(strings, shape) -> {"x_hat", "checksums"}`` and ``update()``, for images of any size: the image is
-zero-padded on the right and bottom to a multiple of :attr:`CompressionModel.pad_multiple` (64 for the
-hyperprior codecs, the reference's behaviour) and the reconstruction is cropped back. ``shape`` is the original
-``(H, W)`` of the image.
+centred in its size rounded up to a multiple of :attr:`CompressionModel.pad_multiple` (64 for the hyperprior
+codecs), the border repeating its edge pixels, and the reconstruction is cropped back
+(:meth:`CompressionModel.pad`, :meth:`~CompressionModel.crop`). ``shape`` is the original ``(H, W)`` of the
+image. The MLIC++ reference pads with zeros on the right and bottom: a tiny image becomes a few pixels in the
+corner of a black picture and decodes to another colour (a 1×1 image at 10-13 dB with the bundled default).
+Edge padding alone is not enough either: the learned transforms reconstruct a picture's outermost rows and
+columns worst (a flat 64×64 picture: its corner pixel at 23-27 dB, its interior at 42-46 dB), so a 1×1 to 8×8
+image kept in the corner stays 1.6-10 dB below the same pixels inside a larger picture. Centred, tiny and thin
+images code at least as well as inside a larger picture, within 0.11 dB where a side leaves no margin (63 rows
+in 64); measured by ``benchmarks/tiny_images.py`` (results/benchmarks/tiny_images_mlicpp-mini-vr.json). The
+decoder derives the placement from the image size alone (:meth:`~CompressionModel.pad_offsets`).
 
 ``checksums`` (one per image) is a 64-bit BLAKE2b digest of every coded integer (the symbols of each stream and
 their table indexes, in coding order: :func:`coded_checksum`). Those are exact on any machine
@@ -27,12 +35,23 @@ from ..entropy.bottleneck import EntropyBottleneck
 from ..entropy.coder import TableOwner
 
 
+class CodedChecksum(bytes):
+    """The 8-byte checksum of an image's streams (compares as those bytes), which also carries the digest of
+    each stream (``streams``, in the order of the coders given: the order of ``strings``), for the container to
+    bind each stream to its header (:func:`fastlic.container.stream_checksum`)."""
+
+    streams: tuple = ()
+
+
 def coded_checksum(*coders) -> bytes:
     """Checksum of an image's streams: 8-byte BLAKE2b over the digests of its encoders (or decoders)."""
+    digests = tuple(c.digest() for c in coders)
     h = hashlib.blake2b(digest_size=8)
-    for c in coders:
-        h.update(c.digest())
-    return h.digest()
+    for d in digests:
+        h.update(d)
+    out = CodedChecksum(h.digest())
+    out.streams = digests
+    return out
 
 
 def state_dict_fingerprint(state_dict: dict) -> bytes:
@@ -51,6 +70,8 @@ class CompressionModel(nn.Module):
 
     pad_multiple = 64
     model_name = "unnamed"
+    #: the entropy-coded streams of an image, in the order of ``compress()["strings"]`` (decoded z first)
+    stream_names = ("y", "z")
     #: children that are not on the entropy-parameter path: transforms that only the encoder runs (g_a, h_a) or
     #: that only produce pixels (g_s), and entropy models with integer tables
     transform_modules = ("g_a", "g_s", "h_a", "entropy_bottleneck", "gaussian_conditional", "gmm", "latent_gain")
@@ -90,7 +111,7 @@ class CompressionModel(nn.Module):
         cache = getattr(self, "_fingerprint_cache", None)
         fmt = getattr(module, "_fastlic_memory_format", None)
         valid = cache is not None and self._same_weights(cache[0])
-        out = numerics.run_transform(module, x)
+        out = numerics.run_transform(module, x, self)  # the model's preferred precision decides `auto`
         if valid and getattr(module, "_fastlic_memory_format", None) != fmt:
             self._fingerprint_cache = (self._weights_stamp(), cache[1])
         return out
@@ -100,19 +121,35 @@ class CompressionModel(nn.Module):
         m = self.pad_multiple
         return (h + m - 1) // m * m, (w + m - 1) // m * m
 
+    def pad_offsets(self, h: int, w: int) -> tuple[int, int]:
+        """``(top, left)`` of an ``h x w`` image inside :meth:`padded_size`: centred (the extra row or column
+        of an odd margin at the bottom or right). The one rule by which the encoder pads and the decoder crops:
+        it follows from the image size alone, so files need no field for it (docs/format.md, "Padding")."""
+        ph, pw = self.padded_size(h, w)
+        return (ph - h) // 2, (pw - w) // 2
+
     def pad(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` at :meth:`pad_offsets` inside :meth:`padded_size`, the border repeating its edge pixels (a
+        tiny image becomes a flat picture of its own colours, not a few pixels in a black one). ``forward`` and
+        ``compress`` both pad here, so ``decompress(compress(x))`` equals ``forward(x)``."""
         h, w = x.shape[-2:]
         ph, pw = self.padded_size(h, w)
         if (ph, pw) == (h, w):
             return x
-        return F.pad(x, (0, pw - w, 0, ph - h), mode="constant", value=0.0)
+        top, left = self.pad_offsets(h, w)
+        return F.pad(x, (left, pw - w - left, top, ph - h - top), mode="replicate")
+
+    def crop(self, t: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """The ``h x w`` image's own pixels of a padded tensor (a reconstruction, or the padded input)."""
+        top, left = self.pad_offsets(h, w)
+        return t[..., top : top + h, left : left + w]
 
     # ------------------------------------------------------------------ API
     def forward(self, x: torch.Tensor) -> dict:
         """Training (noise) or evaluation (rounding) pass over a batch of any size; x in [0, 1]."""
         h, w = x.shape[-2:]
         out = self._forward(self.pad(x))
-        out["x_hat"] = out["x_hat"][..., :h, :w]
+        out["x_hat"] = self.crop(out["x_hat"], h, w)
         return out
 
     @torch.no_grad()
@@ -128,16 +165,20 @@ class CompressionModel(nn.Module):
         return {"strings": strings, "shape": (h, w), "checksums": [c for _, c in per_image]}
 
     @torch.no_grad()
-    def decompress(self, strings, shape) -> dict:
-        """Inverse of :meth:`compress`; ``shape`` is the original ``(H, W)``."""
+    def decompress(self, strings, shape, verify=None) -> dict:
+        """Inverse of :meth:`compress`; ``shape`` is the original ``(H, W)``.
+
+        ``verify(k, digest)``, if given, is called as soon as stream ``k`` (an index into ``strings``) of an
+        image is decoded, in decode order, with the digest of its coded integers; it may raise to stop before
+        the next stream is decoded (:func:`fastlic.codec.decode_image` checks each stream's checksum so)."""
         if self.training:
             raise RuntimeError("call model.eval() before decompress()")
         h, w = int(shape[0]), int(shape[1])
         ph, pw = self.padded_size(h, w)
         outs, sums = [], []
         for i in range(len(strings[0])):
-            x_hat, checksum = self._decompress([s[i] for s in strings], (ph, pw))
-            outs.append(x_hat[..., :h, :w])
+            x_hat, checksum = self._decompress([s[i] for s in strings], (ph, pw), verify)
+            outs.append(self.crop(x_hat, h, w))
             sums.append(checksum)
         return {"x_hat": torch.cat(outs, 0), "checksums": sums}
 

@@ -202,13 +202,20 @@ class MixtureHyperpriorCodec(CompressionModel):
         streams, _, checksum = self._encode_latents(y, self.h_a(y))
         return streams, checksum
 
-    def _decompress(self, strings, padded_hw):
+    def _decompress(self, strings, padded_hw, verify=None):
         y_string, z_string = strings
         ph, pw = padded_hw
-        dec_z, dec = Decoder(z_string), Decoder(y_string)
+        dec_z = Decoder(z_string)
         z_hat = self.entropy_bottleneck.decompress(dec_z, (1, self.N, ph // 64, pw // 64))
+        dec_z.finish()
+        if verify is not None:  # z is small: a damaged file or header stops here, before y costs anything
+            verify(1, dec_z.digest())
+        dec = Decoder(y_string)
         with self.parameter_path():
             y_hat = self._drive(self.h_s(numerics.to_param(z_hat)), lambda key, *params: self.gmm.decode(dec, *params))
+        dec.finish()
+        if verify is not None:
+            verify(0, dec.digest())
         return self.synthesis(y_hat), coded_checksum(dec, dec_z)
 
 

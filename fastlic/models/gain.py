@@ -166,12 +166,12 @@ class VariableRateMixin:
         out["quality"] = self.quality
         return out
 
-    def decompress(self, strings, shape, quality: float | None = None) -> dict:
+    def decompress(self, strings, shape, quality: float | None = None, verify=None) -> dict:
         """As :meth:`CompressionModel.decompress` at the encoder's ``quality`` (default: the current one)."""
         if quality is not None:
             self.set_quality(quality)
         self.latent_gain.set_indices(None)
-        return super().decompress(strings, shape)
+        return super().decompress(strings, shape, verify=verify)
 
 
 _CLASSES: dict[type, type] = {}

@@ -387,18 +387,24 @@ class MLICPlusPlus(OnlineRDO, CompressionModel):
         checksum = coded_checksum(enc_y, enc_z)
         return [enc_y.finish(), enc_z.finish()], y_hat.to(y.dtype), checksum
 
-    def _decompress(self, strings, padded_hw):
+    def _decompress(self, strings, padded_hw, verify=None):
         if self.integer_path is not None:
-            y_hat, checksum = self.integer_path.decode_latents(strings, padded_hw)
+            y_hat, checksum = self.integer_path.decode_latents(strings, padded_hw, verify)
             return self.synthesis(y_hat), checksum
         y_string, z_string = strings
         ph, pw = padded_hw
         dec_z = Decoder(z_string)
         z_hat = self.entropy_bottleneck.decompress(dec_z, (1, self.N, ph // 64, pw // 64))
+        dec_z.finish()
+        if verify is not None:  # z is small: a damaged file or header stops here, before y costs anything
+            verify(1, dec_z.digest())
         dec_y = Decoder(y_string)
         with self.parameter_path():
             hyper = self.h_s(numerics.to_param(z_hat))
             y_hat = self._slices(hyper, _DecodeQuantizer(self.gaussian_conditional, dec_y))
+        dec_y.finish()
+        if verify is not None:
+            verify(0, dec_y.digest())
         return self.synthesis(y_hat), coded_checksum(dec_y, dec_z)
 
     # ------------------------------------------------------------------------------ reference checkpoints
@@ -409,7 +415,8 @@ class MLICPlusPlus(OnlineRDO, CompressionModel):
         Accepts keys with or without a ``module.`` prefix, the older ``_matrix{k}/_bias{k}/_factor{k}`` or the
         newer ``matrices.{k}/biases.{k}/factors.{k}`` entropy-bottleneck names, and CDF buffers present or
         absent (they are rebuilt with this project's coder). ``N``, ``M`` and ``slice_num`` are inferred from
-        the weights unless given.
+        the weights unless given. The model prefers the exact fp32 transforms, which the default precision
+        ``auto`` honours (:data:`fastlic.numerics.REFERENCE_PRECISION`; ``--precision bf16`` overrides it).
         """
         if "state_dict" in state_dict and isinstance(state_dict["state_dict"], dict):
             state_dict = state_dict["state_dict"]
@@ -429,6 +436,7 @@ class MLICPlusPlus(OnlineRDO, CompressionModel):
             raise CheckpointError(f"state dict does not fit MLIC++ variant {variant!r}: {detail}")
         model.eval()
         model.update()
+        numerics.prefer_precision(model, *numerics.REFERENCE_PRECISION)  # `auto` runs official weights exactly
         return model
 
 

@@ -81,3 +81,72 @@ def test_unavailable_external_codec_is_a_clear_note(run, tmp_path, crops_dir, mo
     monkeypatch.setenv("PATH", "")
     code, out, err = run("eval", "--codec", "vtm", "--data", crops_dir, "-o", tmp_path / "v.json")
     assert code == 1 and "vtm is not available: EncoderAppStatic and DecoderAppStatic not found on PATH" in err
+
+
+def _curve(path, name, bpp, psnr):
+    path.write_text(json.dumps({"name": name, "results": {"bpp": bpp, "psnr-rgb": psnr,
+                                                          "ms-ssim-rgb": [0.9 + 0.01 * k for k in range(len(bpp))]}}))
+    return path
+
+
+def test_plot_output_is_checked_and_never_replaced_without_force(run, tmp_path):
+    """`plot -o nodir/rd.png` is one line, not a traceback; an existing plot needs --force (issue 42)."""
+    pytest.importorskip("matplotlib")
+    a = _curve(tmp_path / "a.json", "a", [0.2, 0.5, 1.0], [28.0, 31.0, 34.0])
+    for out, message in ((tmp_path / "nodir" / "rd.png", "output directory"),
+                         (tmp_path / "rd.xyz", "unknown plot extension '.xyz' (use .png, .pdf, .svg)"),
+                         (tmp_path / "rd", "no plot extension")):
+        code, _, err = run("plot", a, "-o", out)
+        assert code == 1 and err.startswith("fastlic: error: ") and message in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+    svg = tmp_path / "rd.svg"
+    assert run("plot", a, "-o", svg)[0] == 0 and b"<svg" in svg.read_bytes()
+    svg.write_text("keep")
+    code, _, err = run("plot", a, "-o", svg)
+    assert code == 1 and "already exists; use --force" in err and svg.read_text() == "keep"
+    assert run("plot", a, "-o", svg, "--force")[0] == 0 and b"<svg" in svg.read_bytes()
+
+
+@pytest.fixture
+def small_images(tmp_path):
+    from PIL import Image
+    import numpy as np
+
+    d = tmp_path / "imgs"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(2):
+        Image.fromarray((rng.random((40, 56, 3)) * 255).astype(np.uint8)).save(d / f"i{k}.png")
+    return d
+
+
+def test_eval_output_is_checked_before_the_evaluation(run, tmp_path, small_images, monkeypatch):
+    import fastlic.evaluation.runner as runner
+
+    calls = []
+    monkeypatch.setattr(runner, "evaluate_one", lambda *a: calls.append(a))
+    existing = tmp_path / "old.json"
+    existing.write_text("{}")
+    for out, message in ((existing, "already exists; use --force"), (tmp_path / "nodir" / "o.json", "directory"),
+                         (tmp_path / "o.txt", "must be named *.json")):
+        code, _, err = run("eval", "--codec", "jpeg", "--data", small_images, "-o", out, "--quality", 50)
+        assert code == 1 and message in err and err.count("\n") == 1, err
+    assert calls == [] and existing.read_text() == "{}"  # refused before any image was coded
+
+
+def test_eval_quality_of_a_learned_model_is_0_to_100(run, tmp_path, small_images):
+    out = tmp_path / "vr.json"
+    code, stdout, err = run("eval", "--model", "mlicpp-tiny-vr", "--random-init", "--data", small_images,
+                            "--limit", 1, "--quality", 25, 100, "-o", out)
+    assert code == 0, err
+    data = json.loads(out.read_text())
+    top = data["meta"]["quality_scale"]["native"][-1]
+    assert data["results"]["quality"] == [top / 4, top] and data["meta"]["quality_scale"]["from 0-100"] == [25, 100]
+    code, stdout, err = run("eval", "--model", "mlicpp-tiny-vr", "--random-init", "--data", small_images,
+                            "--limit", 1, "--native-quality", 1, "-o", out, "--force")
+    assert code == 0 and json.loads(out.read_text())["results"]["quality"] == [1]
+    # values that look like the native scale of old are taken on 0-100, with a warning
+    code, stdout, err = run("eval", "--model", "mlicpp-tiny-vr", "--random-init", "--data", small_images,
+                            "--limit", 1, "--quality", 0, 1, "-o", out, "--force")
+    assert code == 0 and "--quality 0 1 is on the 0-100 scale" in err and "--native-quality" in err
+    assert "q=1 (native " in stdout

@@ -102,13 +102,26 @@ def test_report_page(inputs, capsys):
     assert (saturation > 60).mean() > 0.02
 
 
+def test_report_names_data_sets_without_paths_that_do_not_exist_here(inputs):
+    """A results file records the folder it was measured on (../shared/data/kodak): the page names the set."""
+    d, _ = inputs
+    moved = _results("far", [0.3, 0.6], [27.0, 30.0], [0.9, 0.95])
+    moved["meta"]["dataset"] = "../shared/data/kodak-nowhere"
+    (d / "far.json").write_text(json.dumps(moved))
+    assert run("report", d / "jpeg.json", d / "far.json", "-o", d / "r.html") == 0
+    page = (d / "r.html").read_text()
+    assert "2 curves on kodak-nowhere, tiny;" in page and "../shared" not in page
+
+
 def test_report_errors_are_one_line(inputs, capsys):
     d, _ = inputs
     for argv, msg in ((["report", d / "jpeg.json", "--anchor", "nope", "-o", d / "r.html"], "--anchor 'nope'"),
                       (["report", d / "missing.json", "-o", d / "r.html"], "no such results file"),
                       (["report", d / "jpeg.json", "--images", d / "nodir", "-o", d / "r.html"], "does not exist"),
                       (["report", d / "jpeg.json", "--images", d / "images", "--image", "x.png", "-o",
-                        d / "r.html"], "no image named x.png")):
+                        d / "r.html"], "no image named x.png"),
+                      (["report", d / "jpeg.json", "-o", d / "nodir" / "r.html"], "output directory"),
+                      (["report", d / "jpeg.json", "-o", d / "r.png"], "must be named *.html")):
         capsys.readouterr()
         assert run(*argv) == 1
         err = capsys.readouterr().err
