@@ -73,6 +73,23 @@ def numeric_mode(model) -> int:
     return INTEGER_MODE if getattr(model, "integer_path", None) is not None else PORTABLE_MODE
 
 
+@contextlib.contextmanager
+def entropy_parameters(model, exact: bool = True):
+    """The one place where the numeric policy of a model's entropy-parameter path is chosen, for its single
+    coding-order driver: yields the network object the driver calls (``params``, ``contexts``, ``lrp``, ...,
+    and the quantizers of each pass).
+
+    ``exact`` (evaluation, coding): in :data:`INTEGER_MODE` (:func:`numeric_mode`) the model's integer path
+    (``model.integer_path``: integer values, no guard); otherwise the model's float networks
+    (``model.float_parameter_net(exact)``) inside :func:`parameter_path` (float64 with guarded decisions).
+    Not ``exact`` (training, oRDO's differentiable pass): the float networks as they are."""
+    if exact and numeric_mode(model) == INTEGER_MODE:
+        yield model.integer_path
+        return
+    with model.parameter_path(exact):
+        yield model.float_parameter_net(exact)
+
+
 # ---------------------------------------------------------------------------------------------- the float64 path
 def _to_param_dtype(m) -> None:
     depth = getattr(m, "_fastlic_f64_depth", 0)
