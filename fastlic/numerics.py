@@ -329,11 +329,14 @@ def transform_plan(device: torch.device | str = "cpu", model=None) -> TransformP
     return TransformPlan(None, False, "CPU without native bf16")
 
 
-def describe(device: torch.device | str = "cpu", model=None) -> dict:
-    """What runs how on ``device`` (for ``model``, if given): for ``fastlic --verbose``, ``fastlic info`` and
-    benchmark JSON."""
+def describe(device: torch.device | str = "cpu", model=None, mode: int | None = None) -> dict:
+    """What runs how on ``device`` (for ``model``, if given, or a file's numeric ``mode``): for
+    ``fastlic --verbose``, ``fastlic info`` and benchmark JSON."""
+    mode = mode if mode is not None else numeric_mode(model) if model is not None else PORTABLE_MODE
+    path = ("integer (int8 weights, integer activations, int32/int64 accumulation; exact, no guard)"
+            if mode == INTEGER_MODE else f"{str(PARAM_DTYPE).replace('torch.', '')}, guarded decisions (eps 2^-30)")
     return {"transforms": transform_plan(device, model).describe(), "precision_setting": _precision,
-            "parameter_path": f"{str(PARAM_DTYPE).replace('torch.', '')}, guarded decisions (eps 2^-30)",
+            "parameter_path": path, "numeric_mode": mode,
             "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "mkldnn": torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled}
 
