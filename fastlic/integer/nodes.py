@@ -492,16 +492,29 @@ class QWindowAttention(Node):
         for i, t in enumerate((q, k, v)):
             if not math.isclose(float(p["in_scales"][i]), t.s, rel_tol=1e-12):
                 raise ValueError(f"{self.name}: input {i} scaled unlike what it was built for")
-        acc = ops.bmm_exact(q.q, k.q.transpose(-2, -1), hd * QMAX[q.bits] * QMAX[k.bits])
-        lsh = int(p["logit_shift"])
-        logits = acc.mul_(p["logit_mult"][0])
-        if lsh > 0:  # round half up, in place
-            logits.add_(1 << (lsh - 1)).bitwise_right_shift_(lsh)
-        else:
-            logits = ops.rshift_round(logits, lsh)
-        logits.add_(p["bias"].unsqueeze(0).unsqueeze(1))
-        logits.add_(((mask != 0).to(torch.int64) * p["mask_value"]).unsqueeze(0).unsqueeze(2))
+        acc_bound = hd * QMAX[q.bits] * QMAX[k.bits]
+        lm, lsh = int(p["logit_mult"][0]), int(p["logit_shift"])
+        bias, mask_value = p["bias"], int(p["mask_value"])
+        # the logits' bound: the products' after the shift, plus the bias and the mask
+        logit_bound = acc_bound * lm / 2.0 ** lsh + 2 + float(bias.abs().max()) + abs(mask_value)
+        out_bound = QMAX[v.bits] * (2.0 ** ops.PROB_FRAC + kk)
+        om, osh = int(p["mult"][0]), int(p["shift"])
+        if (ops.mul_shift_f64_ok(lm, lsh, acc_bound) and ops.mul_shift_f64_ok(om, osh, out_bound)
+                and logit_bound < 2.0 ** 52):
+            # every value an integer held in float64 (exact: ops.mul_shift_f64, ops.softmax_f64), no int64 pass
+            acc = ops.bmm_exact(q.q, k.q.transpose(-2, -1), acc_bound, as_int=False)
+            logits = ops.mul_shift_f64(acc, lm, lsh)
+            logits.add_(bias.to(torch.float64).unsqueeze(0).unsqueeze(1))
+            logits.add_(((mask != 0).to(torch.float64) * float(mask_value)).unsqueeze(0).unsqueeze(2))
+            prob = ops.softmax_f64(logits, dim=-1)
+            out = ops.bmm_exact(prob, v.q, out_bound, as_int=False)
+            qo = ops.clamp_bits(ops.mul_shift_f64(out, om, osh), self.bits)
+            return QT(qo.to(torch.int32).to(torch.int16), float(p["out_scales"][0]), self.bits)
+        acc = ops.bmm_exact(q.q, k.q.transpose(-2, -1), acc_bound)
+        logits = ops.rshift_round(acc * lm, lsh)
+        logits = logits + bias.unsqueeze(0).unsqueeze(1)
+        logits = logits + ((mask != 0).to(torch.int64) * mask_value).unsqueeze(0).unsqueeze(2)
         prob = ops.softmax_f64(logits, dim=-1)  # exact integers in float64: the next product takes them so
-        out = ops.bmm_exact(prob, v.q, QMAX[v.bits] * (2.0 ** ops.PROB_FRAC + kk))
-        qo = ops.requantize(out, p["mult"][0], int(p["shift"]), self.bits)
+        out = ops.bmm_exact(prob, v.q, out_bound)
+        qo = ops.requantize(out, p["mult"][0], osh, self.bits)
         return QT(qo.to(torch.int16), float(p["out_scales"][0]), self.bits)

@@ -108,6 +108,31 @@ def fixed_multipliers(ratios, acc_bound: float, max_mult_bits: int = 31) -> tupl
     return m, sh
 
 
+#: largest magnitude of a float64-held integer that :func:`mul_shift_f64` takes
+MUL_SHIFT_F64_MAX = float(1 << 36)
+
+
+def mul_shift_f64_ok(mult: int, shift: int, x_bound: float) -> bool:
+    """Whether :func:`mul_shift_f64` is exact for these constants and inputs up to ``x_bound``."""
+    return 0 <= mult < (1 << 31) and 16 <= shift <= 52 and x_bound < MUL_SHIFT_F64_MAX
+
+
+def mul_shift_f64(x: torch.Tensor, mult: int, shift: int) -> torch.Tensor:
+    """``floor((x * mult + 2**(shift-1)) / 2**shift)`` (:func:`rshift_round` of the product) for integers held in
+    float64, exactly, without int64 arithmetic (much slower than float64 on CPUs without vectorized int64
+    multiply). Requires :func:`mul_shift_f64_ok`: ``|x| < 2**36``, ``0 <= mult < 2**31``, ``16 <= shift <= 52``.
+
+    With ``mult = a 2**16 + b`` (``a < 2**15``, ``b < 2**16``): ``t = x b + 2**(shift-1)`` is an exact float64
+    integer (``|x b| < 2**52``), ``q = floor(t / 2**16)`` is exact (scaling by a power of two, then floor), and
+    ``n = x a + q`` is exact (below 2**52). The product is ``n 2**16 + r`` with ``0 <= r < 2**16``, and for an
+    integer ``n`` and ``0 <= r / 2**16 < 1``, ``floor((n + r / 2**16) / 2**(shift-16)) = floor(n / 2**(shift-16))``,
+    again an exact scaling and floor. Every step is an IEEE basic operation on exact values: machine-independent."""
+    a, b = divmod(int(mult), 1 << 16)
+    t = (x * float(b)).add_(float(1 << (shift - 1)))
+    q = t.mul_(2.0 ** -16).floor_()
+    return q.add_(x * float(a)).mul_(2.0 ** -(shift - 16)).floor_()
+
+
 def requantize(acc: torch.Tensor, mult: torch.Tensor, shift: int, bits: int) -> torch.Tensor:
     """``clamp(round_half_up(acc * mult / 2**shift))`` in int64 (``mult`` broadcast against ``acc``)."""
     return clamp_bits(rshift_round(acc.to(torch.int64) * mult, shift), bits)
@@ -292,9 +317,10 @@ EXP_TABLE_F64 = EXP_TABLE.to(torch.float64)
 
 def exp_neg(d: torch.Tensor, table: torch.Tensor = EXP_TABLE) -> torch.Tensor:
     """``2**EXP_FRAC * exp(-d / 2**LOGIT_FRAC)`` rounded, by table look-up, for integer ``d >= 0`` (in the
-    dtype of ``table``: :data:`EXP_TABLE` int64 or :data:`EXP_TABLE_F64`)."""
+    dtype of ``table``: :data:`EXP_TABLE` int64 or :data:`EXP_TABLE_F64`; ``d`` integer or float64-held)."""
     table = table.to(d.device)
-    return table[d.clamp_(0, table.numel() - 1)]
+    idx = d.clamp_(0, table.numel() - 1).to(torch.int32)  # int32 indexes: a faster gather than int64
+    return table.index_select(0, idx.reshape(-1)).view(idx.shape)
 
 
 def softmax_exp(logits: torch.Tensor, dim: int, table: torch.Tensor = EXP_TABLE) -> torch.Tensor:
