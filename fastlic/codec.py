@@ -250,7 +250,8 @@ def encode_image(model, image: np.ndarray, quality: float | None = None, tile: i
         tiles.append(container.Tile(y0, x0, ht, wt, list(out["checksums"][0].streams), [s[0] for s in out["strings"]]))
     f = container.FlicFile(model=model.model_name, fingerprint=fp, height=h, width=w, tiles=tiles,
                            pad_multiple=model.pad_multiple, quality=used_quality,
-                           tile_h=th, tile_w=tw, overlap=ov, numeric_mode=numerics.PORTABLE_MODE, icc=icc, exif=exif)
+                           tile_h=th, tile_w=tw, overlap=ov, numeric_mode=numerics.numeric_mode(model),
+                           icc=icc, exif=exif)
     digest = f.digest()
     for i, t in enumerate(tiles):
         t.checksums = [container.stream_checksum(digest, i, k, len(s), coded)
@@ -284,6 +285,13 @@ def check_model(f: container.FlicFile, model, source: str = "input") -> None:
     if f.model != model.model_name:
         raise ModelMismatchError(f"{source}: was written by model {f.model!r}, but the decoder holds "
                                  f"{model.model_name!r}")
+    mode = numerics.numeric_mode(model)
+    if f.numeric_mode != mode:
+        # said by name before the fingerprint (which differs too): the remedy is the other checkpoint
+        raise ModelMismatchError(f"{source}: was written in numeric mode {f.numeric_mode} "
+                                 f"({numerics.NUMERIC_MODES[f.numeric_mode].split(':')[0]}), but the decoder's "
+                                 f"weights code in mode {mode} ({numerics.NUMERIC_MODES[mode].split(':')[0]}); "
+                                 f"decode it with the checkpoint it was written with")
     if f.fingerprint != fingerprint(model):
         raise ModelMismatchError(f"{source}: was written with other weights of {f.model!r} "
                                  f"(fingerprint {f.fingerprint.hex()[:12]}, decoder has "

@@ -245,11 +245,12 @@ def test_version_2_files_are_refused_by_name():
         unpack(_version_2_file(), "old.flic")
 
 
-def test_numeric_modes_other_than_portable_are_refused():
+def test_unknown_numeric_modes_are_refused():
     from fastlic import numerics
 
-    for mode in (0, 1, 3, 255):
-        if mode == numerics.PORTABLE_MODE:
-            continue
+    assert set(numerics.NUMERIC_MODES) == {numerics.PORTABLE_MODE, numerics.INTEGER_MODE}
+    for mode in (0, 1, 4, 255):
         with pytest.raises(FormatError, match=f"unknown numeric mode {mode}"):
             unpack(_set(pack(_file()), "mode", mode))
+    # the integer mode is a known mode: it reads, and the decoder's model decides whether it can decode it
+    assert unpack(_set(pack(_file()), "mode", numerics.INTEGER_MODE)).numeric_mode == numerics.INTEGER_MODE

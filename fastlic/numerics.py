@@ -58,7 +58,19 @@ PARAM_DTYPE = torch.float64
 GUARD_EPS = 2.0 ** -30
 #: numeric mode recorded in the .flic header (format version 2): float64 parameter path with guarded decisions
 PORTABLE_MODE = 2
-NUMERIC_MODES = {PORTABLE_MODE: "portable: float64 entropy parameters, guarded decisions (eps 2^-30)"}
+#: numeric mode of a model whose entropy-parameter path is integer (:mod:`fastlic.integer`): int8 weights,
+#: integer activations, integer scales and means; every decision is an exact function of integers (no guard)
+INTEGER_MODE = 3
+NUMERIC_MODES = {PORTABLE_MODE: "portable: float64 entropy parameters, guarded decisions (eps 2^-30)",
+                 INTEGER_MODE: "integer: int8 weights, integer activations, scales and means (exact, no guard)"}
+
+
+def numeric_mode(model) -> int:
+    """The numeric mode ``model`` codes in, decided here for every codec: :data:`INTEGER_MODE` when it carries
+    integer entropy-parameter constants (``model.integer_path``, :meth:`MLICPlusPlus.to_integer`), else
+    :data:`PORTABLE_MODE`. The mode is written into every file and a decoder in the other mode refuses it."""
+    model = getattr(model, "module", model)
+    return INTEGER_MODE if getattr(model, "integer_path", None) is not None else PORTABLE_MODE
 
 
 # ---------------------------------------------------------------------------------------------- the float64 path

@@ -22,6 +22,7 @@ The encoder can refine the latents by online rate-distortion optimization (``com
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import torch
@@ -162,6 +163,35 @@ class _DecodeQuantizer:
         return self._code(scales, means, False)
 
 
+class IntegerConstants(nn.Module):
+    """The integer numeric mode's constants (:mod:`fastlic.integer`: int8 weights, multipliers, shifts, look-up
+    tables, thresholds) as buffers, so that the state dict, the checkpoint and the weights fingerprint carry
+    them; loading takes whatever names and shapes the saved state has."""
+
+    def __init__(self):
+        super().__init__()
+        self.version = 0
+
+    def set(self, constants: dict) -> None:
+        self._buffers.clear()
+        for k, v in constants.items():
+            self.register_buffer(k.replace(".", "__"), v.detach().clone())
+        self.version += 1
+
+    def get(self) -> dict:
+        return {k.replace("__", "."): v for k, v in self._buffers.items()}
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        self._buffers.clear()
+        for k, v in state_dict.items():
+            if k.startswith(prefix) and "." not in k[len(prefix):]:
+                self.register_buffer(k[len(prefix):], torch.empty_like(v))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+        self.version += 1
+
+
 class MLICPlusPlus(OnlineRDO, CompressionModel):
     """MLIC++ (see module docstring).
 
@@ -181,13 +211,17 @@ class MLICPlusPlus(OnlineRDO, CompressionModel):
     ordo_schedule = {"alpha0": 0.04, "gamma": 0.88, "min_step": 1e-3}
     #: h_s and every per-slice network run once per pass: one float64 copy of their weights at a time
     param_modules_run_once = True
+    transform_modules = CompressionModel.transform_modules + ("integer_constants",)
 
     def __init__(self, N: int = 192, M: int = 320, slice_num: int = 10, variant: str = "current",
                  ep_hidden=(320, 256, 128), cc_hidden=(192, 128), lrp_hidden=(224, 128),
-                 local_heads: int = 2, intra_heads: int = 2, transform_channels: int | None = None):
+                 local_heads: int = 2, intra_heads: int = 2, transform_channels: int | None = None,
+                 integer: dict | None = None):
         """``transform_channels``: width of g_a and g_s where it differs from the hyperprior's ``N`` (the
         released model uses N for both). Not in the paper: it lets a small model widen the transforms, which
-        limit its quality at high rates, without touching the entropy model (:mod:`fastlic.training.widen`)."""
+        limit its quality at high rates, without touching the entropy model (:mod:`fastlic.training.widen`).
+        ``integer``: the :class:`fastlic.integer.nodes.QuantConfig` fields of a model converted to the integer
+        numeric mode (:meth:`to_integer`); its constants then load with the state dict."""
         super().__init__()
         if variant not in ("current", "2023"):
             raise ValueError(f"variant must be 'current' or '2023', not {variant!r}")
@@ -227,6 +261,56 @@ class MLICPlusPlus(OnlineRDO, CompressionModel):
             LatentResidualPrediction(M + (i + 1) * C, C, variant, lrp_hidden) for i in range(S))
         self.lrp_nonanchor = nn.ModuleList(
             LatentResidualPrediction(M + (i + 1) * C, C, variant, lrp_hidden) for i in range(S))
+        self._integer_cache = None
+        self.integer_constants = None
+        if integer is not None:
+            self.config["integer"] = dict(integer)
+            self.integer_constants = IntegerConstants()
+
+    # ------------------------------------------------------------------------------ the integer numeric mode
+    @property
+    def integer_path(self):
+        """The :class:`fastlic.integer.mlicpp.IntegerMLICPP` this model codes with in the integer numeric mode
+        (:data:`fastlic.numerics.INTEGER_MODE`), or None for the float64 portable mode."""
+        consts = self.integer_constants
+        if consts is None:
+            return None
+        if self._integer_cache is None or self._integer_cache[0] != consts.version:
+            from ..integer.mlicpp import IntegerMLICPP  # noqa: PLC0415  (the integer package imports this one)
+            from ..integer.nodes import QuantConfig  # noqa: PLC0415
+
+            ip = IntegerMLICPP(self, QuantConfig(**self.config["integer"]))
+            ip.load_state_dict(consts.get())
+            self._integer_cache = (consts.version, ip)
+        return self._integer_cache[1]
+
+    @torch.no_grad()
+    def to_integer(self, images=None, qualities=None, cfg=None) -> "MLICPlusPlus":
+        """Convert the entropy-parameter path to the integer numeric mode in place, by post-training
+        quantization (:func:`fastlic.integer.mlicpp.quantize_mlicpp`) calibrated on ``images`` (default: crops of
+        the package's photo, :func:`fastlic.integer.mlicpp.package_calibration_images`) at ``qualities`` (default:
+        every trained rate point of a variable-rate model). Returns the model."""
+        from ..integer.mlicpp import package_calibration_images, quantize_mlicpp  # noqa: PLC0415
+        from ..integer.nodes import QuantConfig  # noqa: PLC0415
+
+        cfg = cfg or QuantConfig()
+        if images is None:
+            images = package_calibration_images()
+        old_quality = getattr(self, "quality", None)
+        if qualities is None:
+            qualities = range(self.num_rates) if hasattr(self, "num_rates") else (None,)
+        self.integer_constants, self._integer_cache = None, None  # calibrate the float model
+        try:
+            ip = quantize_mlicpp(self, images, tuple(qualities), cfg)
+        finally:
+            if old_quality is not None:
+                self.set_quality(old_quality)
+        consts = IntegerConstants()
+        consts.set(ip.state_dict())
+        self.integer_constants = consts
+        self.config["integer"] = dataclasses.asdict(cfg)
+        self._integer_cache = (consts.version, ip)
+        return self
 
     # ------------------------------------------------------------------------------ the shared driver
     def _slices(self, hyper: torch.Tensor, q) -> torch.Tensor:
@@ -269,6 +353,10 @@ class MLICPlusPlus(OnlineRDO, CompressionModel):
         """Likelihoods and reconstruction of latents (y, z): ``"train"`` (noise for the likelihoods,
         straight-through rounding for the context and g_s), ``"eval"`` (rounding, the coding path's values) or
         ``"ste"`` (rounding with straight-through gradients everywhere: the differentiable objective of oRDO)."""
+        if mode == "eval" and self.integer_path is not None:
+            out = self.integer_path.from_latents(y, z)
+            return {"x_hat": out["x_hat"], "y_hat": out["y_hat"].to(y.dtype),
+                    "likelihoods": {k: v.to(y.dtype) for k, v in out["likelihoods"].items()}}
         eb = self.entropy_bottleneck
         if mode == "train":
             _, z_likelihoods = eb(z, training=True)
@@ -288,6 +376,9 @@ class MLICPlusPlus(OnlineRDO, CompressionModel):
 
     def _encode_latents(self, y, z):
         """Code (y, z) -> (streams, y_hat as the synthesis will see it, checksum)."""
+        if self.integer_path is not None:
+            strings, y_hat, checksum = self.integer_path.encode_latents(y, z)
+            return strings, y_hat.to(y.dtype), checksum
         enc_z, enc_y = Encoder(), Encoder()
         z_hat = self.entropy_bottleneck.compress(z, enc_z)
         with self.parameter_path():
@@ -297,6 +388,9 @@ class MLICPlusPlus(OnlineRDO, CompressionModel):
         return [enc_y.finish(), enc_z.finish()], y_hat.to(y.dtype), checksum
 
     def _decompress(self, strings, padded_hw, verify=None):
+        if self.integer_path is not None:
+            y_hat, checksum = self.integer_path.decode_latents(strings, padded_hw, verify)
+            return self.synthesis(y_hat), checksum
         y_string, z_string = strings
         ph, pw = padded_hw
         dec_z = Decoder(z_string)
