@@ -27,8 +27,8 @@ def _model(name, seed=0, **config):
 
 def _kodak_crop(h, w):
     from fastlic.io import read_image
-    from fastlic.testing import require_shared
-    img = read_image(require_shared("data", "kodak", "kodim23.png"))[200:200 + h, 300:300 + w]
+    from fastlic.testing import PHOTO  # Kodak's kodim23, shipped in the package
+    img = read_image(PHOTO)[200:200 + h, 300:300 + w]
     return torch.from_numpy(img.copy()).permute(2, 0, 1)[None].float() / 255
 
 

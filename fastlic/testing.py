@@ -30,16 +30,6 @@ def shared_dir() -> Path:
     return Path(os.environ.get("FASTLIC_SHARED", REPO.parent / "shared")).resolve()
 
 
-def require_shared(*parts) -> Path:
-    """Path below the shared folder, or skip the test (with the path) when it is not there."""
-    import pytest  # noqa: PLC0415 - the benchmarks import this module without the test dependencies
-
-    p = shared_dir().joinpath(*parts)
-    if not p.exists():
-        pytest.skip(f"shared input {p} not available (set FASTLIC_SHARED)")
-    return p
-
-
 @functools.lru_cache(maxsize=None)
 def _make_weights_module():
     path = MLICPP_DATA / "make_weights.py"

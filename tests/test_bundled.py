@@ -11,7 +11,7 @@ import pytest
 from fastlic import codec, container
 from fastlic.cli import main
 from fastlic.io import read_image
-from fastlic.testing import shared_dir
+from fastlic.testing import PHOTO
 
 pytestmark = pytest.mark.skipif(not codec.bundled_weights(), reason="no weights bundled")
 
@@ -35,10 +35,7 @@ def test_default_model_round_trips_at_several_qualities(model):
 
 
 def test_target_bpp_within_five_percent_on_kodak(model):
-    kodak = shared_dir() / "data" / "kodak"
-    if not kodak.is_dir():
-        pytest.skip("Kodak not available")
-    image = read_image(kodak / "kodim05.png")
+    image = read_image(PHOTO)  # Kodak's kodim23, shipped in the package (the whole 768x512 image)
     px = image.shape[0] * image.shape[1]
     lo = 8 * len(codec.encode_image(model, image, quality=0)) / px
     hi = 8 * len(codec.encode_image(model, image, quality=model.num_rates - 1)) / px
@@ -75,7 +72,7 @@ def test_tiny_and_thin_images_code_as_well_as_inside_a_larger_picture(model, hw)
     alone (a real file), a tiny or thin crop of the photo must reach the PSNR of the same pixels coded inside a
     larger picture around them, pooled over four places (measured with more places and sizes:
     benchmarks/tiny_images.py; 63x65, whose rows leave no margin, is 0.1 dB below there, hence the 0.25 dB)."""
-    photo = read_image(codec.WEIGHTS_DIR.parent / "data" / "kodim23.png")
+    photo = read_image(PHOTO)
     h, w = hw
     se_alone = se_inside = 0.0
     for y0, x0 in PLACES:

@@ -1,4 +1,5 @@
-"""Fixtures of the evaluation tests: the shared Kodak images and anchors, and two small crops of Kodak."""
+"""Fixtures of the evaluation tests: the published Kodak anchors (a copy in tests/data/anchors) and two small crops
+of the package's photo (Kodak's kodim23), so that they run in every checkout."""
 
 from __future__ import annotations
 
@@ -7,23 +8,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastlic.testing import require_shared
+from fastlic.testing import PHOTO, REPO
 
 
 @pytest.fixture(scope="session")
 def anchors_dir() -> Path:
-    return require_shared("anchors", "kodak")
+    return REPO / "tests" / "data" / "anchors" / "kodak"
 
 
 @pytest.fixture(scope="session")
 def crops_dir(tmp_path_factory) -> Path:
-    """Two crops of Kodak images, 176 x 200 (odd sizes for the codecs, large enough for MS-SSIM's 5 scales)."""
+    """Two crops of the package's photo, 176 x 200 (odd sizes for the codecs, large enough for MS-SSIM's 5
+    scales): the parrots' heads and the green background."""
     from PIL import Image
 
-    kodak = require_shared("data", "kodak")
     d = tmp_path_factory.mktemp("crops")
-    for name, (top, left) in (("kodim05.png", (100, 300)), ("kodim23.png", (150, 250))):
-        with Image.open(kodak / name) as im:
-            a = np.asarray(im.convert("RGB"))[top:top + 176, left:left + 200]
-        Image.fromarray(a).save(d / name)
+    with Image.open(PHOTO) as im:
+        photo = np.asarray(im.convert("RGB"))
+    for name, (top, left) in (("kodim23-a.png", (150, 250)), ("kodim23-b.png", (20, 520))):
+        Image.fromarray(photo[top:top + 176, left:left + 200]).save(d / name)
     return d

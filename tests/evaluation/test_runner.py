@@ -28,7 +28,7 @@ def test_results_have_compressai_shape_and_per_image_details(webp_results, tmp_p
         assert len(res[key]) == 2 and all(isinstance(v, float) for v in res[key])
     assert res["quality"] == [20, 80]
     per = data["per_image"]
-    assert len(per) == 4 and {r["image"] for r in per} == {"kodim05.png", "kodim23.png"}
+    assert len(per) == 4 and {r["image"] for r in per} == {"kodim23-a.png", "kodim23-b.png"}
     for i, q in enumerate((20, 80)):
         rows = [r for r in per if r["quality"] == q]
         for key in ("bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time"):
