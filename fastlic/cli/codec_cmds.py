@@ -350,7 +350,7 @@ def cmd_compress(args) -> int:
     native = _native_quality(args, model, say)
     say.detail(f"model {model.model_name}, weights {codec.fingerprint(model).hex()[:16]}"
                + (f" ({args.checkpoint})" if args.checkpoint else " (bundled)"))
-    say.detail(_mode(args.device))
+    say.detail(_mode(args.device, model))
     show = progress.enabled(args.quiet) and not batch  # a batch has its bar per file
 
     def work(f, target):
@@ -443,7 +443,7 @@ def cmd_decompress(args) -> int:
         if f.model not in models:  # loaded once per model name of a batch
             models[f.model] = codec.load_model(f.model, args.checkpoint, args.device)
             say.detail(f"model {f.model}, weights {codec.fingerprint(models[f.model]).hex()[:16]}")
-            say.detail(_mode(args.device))
+            say.detail(_mode(args.device, models[f.model]))
         model = models[f.model]
         t0 = time.perf_counter()
         with progress.coding_progress(model, len(f.tiles), True, show, desc=f"decoding {label}"):
@@ -468,8 +468,8 @@ def cmd_decompress(args) -> int:
     return _run_batch(jobs, batch, say, work, "decompressed")
 
 
-def _mode(device) -> str:
-    d = numerics.describe(device)
+def _mode(device, model=None) -> str:
+    d = numerics.describe(device, model)  # the model's preferred precision decides `auto` (official MLIC++: fp32)
     return (f"{d['transforms']}; entropy parameters {d['parameter_path']}; {d['threads']} threads, "
             f"SIMD {d['cpu_capability']}, oneDNN {'on' if d['mkldnn'] else 'off'}")
 
