@@ -469,6 +469,8 @@ def cmd_decompress(args) -> int:
 
 
 def _mode(device, model=None, mode=None) -> str:
+    # the model's preferred precision decides `auto` (official MLIC++: fp32); its numeric mode (or a file's
+    # ``mode``) names the entropy-parameter path
     d = numerics.describe(device, model, mode)
     return (f"{d['transforms']}; entropy parameters {d['parameter_path']}; {d['threads']} threads, "
             f"SIMD {d['cpu_capability']}, oneDNN {'on' if d['mkldnn'] else 'off'}")
