@@ -73,6 +73,23 @@ def numeric_mode(model) -> int:
     return INTEGER_MODE if getattr(model, "integer_path", None) is not None else PORTABLE_MODE
 
 
+@contextlib.contextmanager
+def entropy_parameters(model, exact: bool = True):
+    """The one place where the numeric policy of a model's entropy-parameter path is chosen, for its single
+    coding-order driver: yields the network object the driver calls (``params``, ``contexts``, ``lrp``, ...,
+    and the quantizers of each pass).
+
+    ``exact`` (evaluation, coding): in :data:`INTEGER_MODE` (:func:`numeric_mode`) the model's integer path
+    (``model.integer_path``: integer values, no guard); otherwise the model's float networks
+    (``model.float_parameter_net(exact)``) inside :func:`parameter_path` (float64 with guarded decisions).
+    Not ``exact`` (training, oRDO's differentiable pass): the float networks as they are."""
+    if exact and numeric_mode(model) == INTEGER_MODE:
+        yield model.integer_path
+        return
+    with model.parameter_path(exact):
+        yield model.float_parameter_net(exact)
+
+
 # ---------------------------------------------------------------------------------------------- the float64 path
 def _to_param_dtype(m) -> None:
     depth = getattr(m, "_fastlic_f64_depth", 0)
@@ -312,11 +329,14 @@ def transform_plan(device: torch.device | str = "cpu", model=None) -> TransformP
     return TransformPlan(None, False, "CPU without native bf16")
 
 
-def describe(device: torch.device | str = "cpu", model=None) -> dict:
-    """What runs how on ``device`` (for ``model``, if given): for ``fastlic --verbose``, ``fastlic info`` and
-    benchmark JSON."""
+def describe(device: torch.device | str = "cpu", model=None, mode: int | None = None) -> dict:
+    """What runs how on ``device`` (for ``model``, if given, or a file's numeric ``mode``): for
+    ``fastlic --verbose``, ``fastlic info`` and benchmark JSON."""
+    mode = mode if mode is not None else numeric_mode(model) if model is not None else PORTABLE_MODE
+    path = ("integer (int8 weights, integer activations, int32/int64 accumulation; exact, no guard)"
+            if mode == INTEGER_MODE else f"{str(PARAM_DTYPE).replace('torch.', '')}, guarded decisions (eps 2^-30)")
     return {"transforms": transform_plan(device, model).describe(), "precision_setting": _precision,
-            "parameter_path": f"{str(PARAM_DTYPE).replace('torch.', '')}, guarded decisions (eps 2^-30)",
+            "parameter_path": path, "numeric_mode": mode,
             "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "mkldnn": torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled}
 

@@ -56,7 +56,7 @@ def run_model(d: Path) -> dict:
     im = IntegerMLICPP(m, QuantConfig(**saved["cfg"]))
     im.load_state_dict(saved["int"])
     q = _IntForward(saved["y"], im)
-    fixed = im._slices(im._z_fixed(saved["z_sym"]), q)
+    fixed = im.slices(None, saved["z_sym"], q)
     out = {"y_fixed": torch.cat([f.q for f in fixed], 1), "indexes": torch.cat([t.reshape(-1) for t in q.indexes]),
            "scales": torch.cat([t.reshape(-1) for t in q.scales]), "means": torch.cat([t.reshape(-1) for t in q.means])}
     dec = im.decompress(saved["strings"], tuple(saved["shape"]))

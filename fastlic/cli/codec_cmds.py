@@ -468,8 +468,10 @@ def cmd_decompress(args) -> int:
     return _run_batch(jobs, batch, say, work, "decompressed")
 
 
-def _mode(device, model=None) -> str:
-    d = numerics.describe(device, model)  # the model's preferred precision decides `auto` (official MLIC++: fp32)
+def _mode(device, model=None, mode=None) -> str:
+    # the model's preferred precision decides `auto` (official MLIC++: fp32); its numeric mode (or a file's
+    # ``mode``) names the entropy-parameter path
+    d = numerics.describe(device, model, mode)
     return (f"{d['transforms']}; entropy parameters {d['parameter_path']}; {d['threads']} threads, "
             f"SIMD {d['cpu_capability']}, oneDNN {'on' if d['mkldnn'] else 'off'}")
 
@@ -504,7 +506,7 @@ def cmd_info(args) -> int:
         print(f"  {name:10s} {n:9d} bytes  {8 * n / px:.4f} bpp")
     overhead = container.header_size(f)
     print(f"  {'header+crc':10s} {overhead:9d} bytes  {8 * overhead / px:.4f} bpp")
-    print(f"this machine: {_mode('cpu')}")
+    print(f"this machine: {_mode('cpu', mode=f.numeric_mode)}")
     return 0
 
 

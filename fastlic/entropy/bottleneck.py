@@ -169,7 +169,11 @@ class EntropyBottleneck(TableOwner, nn.Module):
 
     def decompress(self, decoder: Decoder, shape: tuple[int, int, int, int]) -> torch.Tensor:
         """Read symbols of a ``[B, C, h, w]`` z from ``decoder``; -> z_hat (on the module's device)."""
+        return self.dequantize(self.decompress_symbols(decoder, shape))
+
+    def decompress_symbols(self, decoder: Decoder, shape: tuple[int, int, int, int]) -> torch.Tensor:
+        """The integer symbols (int64) that :meth:`decompress` dequantizes (the integer numeric mode's input)."""
         b, c, h, w = shape
         index = np.broadcast_to(np.arange(c).reshape(1, c, 1, 1), (b, c, h, w))
         sym = decoder.decode(index, self.tables).reshape(b, c, h, w)
-        return self.dequantize(torch.from_numpy(sym).to(self.quantiles.device))
+        return torch.from_numpy(sym).to(self.quantiles.device)

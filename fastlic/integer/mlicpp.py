@@ -12,8 +12,9 @@ two-mode layers of :mod:`fastlic.integer.nodes`, so that the same code runs
   ``floor(boundary * 2**scale_frac)``. The index is then an exact function of integers: no decision is guarded
   (a scale s = S / 2**f exceeds a real boundary b exactly when the integer S exceeds floor(b 2**f)).
 
-The coding order is MLIC++'s (§3.1), that of :meth:`fastlic.models.mlicpp.MLICPlusPlus._slices`; the only
-departures from the float model are the quantization itself (measured: ``fastlic.integer.calibrate``).
+The coding order is MLIC++'s (§3.1), run by the float model's own driver, :meth:`fastlic.models.mlicpp.MLICPlusPlus._slices`,
+on this class's node methods (:func:`fastlic.numerics.entropy_parameters` picks them or the float networks); the
+only departures from the float model are the quantization itself (measured: ``benchmarks/integer_ptq.py``).
 The analysis and synthesis transforms stay the float model's: they decide nothing the decoder shares.
 """
 
@@ -102,25 +103,25 @@ class IntegerMLICPP:
                    self._conv("hs.2", inc[4], "gelu"), self._conv("hs.3", inc[6][0], "gelu"),
                    self._conv("hs.4", inc[8], out_groups=[m.M, m.M])]
         self.ep = {}
-        self.lrp = {}
+        self.lrp_nodes = {}
         for kind, mods in (("a", m.entropy_parameters_anchor), ("n", m.entropy_parameters_nonanchor)):
             for i, ep in enumerate(mods):
                 self.ep[kind, i] = self._seq(f"ep_{kind}{i}", ep.fusion, out_groups=[C, C], fixed=[sf, yf])
         for kind, mods in (("a", m.lrp_anchor), ("n", m.lrp_nonanchor)):
             for i, lrp in enumerate(mods):
-                self.lrp[kind, i] = self._seq(f"lrp_{kind}{i}", lrp.lrp_transform, last_act="halftanh", fixed=[yf])
-        self.cc, self.inter, self.intra, self.local, self.yq = {}, {}, {}, {}, {}
+                self.lrp_nodes[kind, i] = self._seq(f"lrp_{kind}{i}", lrp.lrp_transform, last_act="halftanh", fixed=[yf])
+        self.cc, self.inter_nodes, self.intra_nodes, self.local_nodes, self.yq = {}, {}, {}, {}, {}
         for i in range(self.S):
             for tag in ("a0", "a1", "n0", "n1"):
                 self.yq[tag, i] = self._add(QRequant(f"y_{tag}{i}", cfg.latent_bits))
-            self.local[i] = self._local_nodes(f"local{i}", m.local_context[i])
+            self.local_nodes[i] = self._local_nodes(f"local{i}", m.local_context[i])
             if i == 0:
                 continue
             self.cc[i] = self._seq(f"cc{i}", m.channel_context[i].fushion)
             g = m.global_inter_context[i]
-            self.inter[i] = self._attn_nodes(f"inter{i}", g, g.num_heads, skip=True)
+            self.inter_nodes[i] = self._attn_nodes(f"inter{i}", g, g.num_heads, skip=True)
             g = m.global_intra_context[i]
-            self.intra[i] = self._attn_nodes(f"intra{i}", g, g.num_heads, skip=False)
+            self.intra_nodes[i] = self._attn_nodes(f"intra{i}", g, g.num_heads, skip=False)
 
     def _attn_nodes(self, name, g, heads, skip: bool) -> dict:
         L = ops.LOGIT_FRAC
@@ -187,7 +188,7 @@ class IntegerMLICPP:
         return n["att"](*(mv(squeeze[j], t) for j, t in enumerate((q, k, v))))
 
     def _inter(self, i, done):
-        n = self.inter[i]
+        n = self.inter_nodes[i]
         ref = done[0].q if isinstance(done[0], QT) else done[0]
         b, _, h, w = ref.shape
         dim = self.C * i
@@ -197,7 +198,7 @@ class IntegerMLICPP:
         return n["add"](n["skip"](a), self._run_seq(n["mlp"], a))
 
     def _intra(self, i, prev, a_hat):
-        n = self.intra[i]
+        n = self.intra_nodes[i]
         b, c, h, w = (prev.q if isinstance(prev, QT) else prev).shape
         half = h * w // 2
         sq = lambda anchors: (lambda t: ckbd.squeeze(t, anchors).reshape(b, c, half))  # noqa: E731
@@ -207,7 +208,7 @@ class IntegerMLICPP:
         return n["add"](a, self._run_seq(n["mlp"], a))
 
     def _local(self, i, x):
-        n = self.local[i]
+        n = self.local_nodes[i]
         c, k, nh, hd = n["dims"]
         kk = k * k
         b, _, h, w = (x.q if isinstance(x, QT) else x).shape
@@ -232,36 +233,57 @@ class IntegerMLICPP:
         out = n["add"](out, n["fc2"](n["fc1"](n["ln2"](out))))
         return mv(lambda u: ckbd.unhalf(u.permute(0, 2, 1).unsqueeze(-1), (h, w), False), out)
 
-    def _slices(self, z_in, q):
-        """MLIC++'s coding order (the float driver's, :meth:`MLICPlusPlus._slices`) on either mode's values.
-        ``q.anchor`` / ``q.nonanchor`` turn (scales, means) into reconstructed latents (fixed point in the
-        integer mode); -> the list of reconstructed slices in that form."""
-        hyper = _split(self._h_s(self.z_in(z_in)), 2)
-        hyper_means = hyper[1]
-        done, out = [], []
-        for i in range(self.S):
-            if i == 0:
-                scales_a, means_a = self._ep("a", 0, hyper, True)
-            else:
-                inter = self._inter(i, done)
-                channel = self._run_seq(self.cc[i], done)
-                scales_a, means_a = self._ep("a", i, [inter, channel, *hyper], True)
-            a_fix = q.anchor(i, scales_a, means_a)
-            lrp = self._run_seq(self.lrp["a", i], [hyper_means, *done, self.yq["a0", i](a_fix)])
-            a_fix = _add_fixed(a_fix, mv(ckbd.anchor, lrp))
-            a_hat = self.yq["a1", i](a_fix)
-            local = self._local(i, a_hat)
-            if i == 0:
-                ctx = [local, *hyper]
-            else:
-                ctx = [local, self._intra(i, done[-1], a_hat), inter, channel, *hyper]
-            scales_n, means_n = self._ep("n", i, ctx, False)
-            y_fix = _add_fixed(a_fix, q.nonanchor(i, scales_n, means_n))
-            lrp = self._run_seq(self.lrp["n", i], [hyper_means, *done, self.yq["n0", i](y_fix)])
-            y_fix = _add_fixed(y_fix, mv(ckbd.nonanchor, lrp))
-            done.append(self.yq["n1", i](y_fix))
-            out.append(y_fix)
+    # ------------------------------------------------------------------------------ what the driver calls
+    # MLIC++'s coding order is run by the float model's driver, :meth:`MLICPlusPlus._slices`, on these methods
+    # (the counterpart of :class:`fastlic.models.mlicpp._FloatNet`); in calibration they run in float64.
+    def hyper(self, z_hat, z_sym=None):
+        """h_s of the hyper-latent: of ``z_sym`` as fixed point (integer mode), or of ``z_hat`` in float64
+        (calibration, ``z_sym`` None)."""
+        return self._h_s(self.z_in(self._z_fixed(z_sym) if z_sym is not None else z_hat.double()))
+
+    split = staticmethod(_split)
+
+    def params(self, kind: str, i: int, ctx: list):
+        return self._ep(kind, i, ctx, kind == "a")
+
+    def contexts(self, i: int, done: list):
+        return self._inter(i, done), self._run_seq(self.cc[i], done)
+
+    def lrp(self, kind: str, i: int, inputs: list):
+        return mv(ckbd.anchor if kind == "a" else ckbd.nonanchor, self._run_seq(self.lrp_nodes[kind, i], inputs))
+
+    def local(self, i: int, a_hat):
+        return self._local(i, a_hat)
+
+    def intra(self, i: int, prev, a_hat):
+        return self._intra(i, prev, a_hat)
+
+    add = staticmethod(_add_fixed)
+
+    def latent(self, y, tag: str, i: int):
+        """A reconstructed latent (fixed point, 2**-y_frac) requantized to an activation where a network reads it."""
+        return self.yq[tag, i](y)
+
+    @staticmethod
+    def join(out: list):
+        """The reconstructed slices as they are: fixed-point QT (integer mode) or float64 (calibration)."""
         return out
+
+    def y_hat(self, fixed: list) -> torch.Tensor:
+        return self.y_float(fixed) if isinstance(fixed[0], QT) else torch.cat(fixed, 1)
+
+    def forward_quantizer(self, y, mode: str = "eval"):
+        return _IntForward(y.double(), self)
+
+    def encode_quantizer(self, y, encoder: Encoder):
+        return _IntEncode(y.double(), self, encoder)
+
+    def decode_quantizer(self, decoder: Decoder):
+        return _IntDecode(self, decoder)
+
+    def slices(self, z_hat, z_sym, q) -> list:
+        """The driver's pass on this path: -> the reconstructed slices (:meth:`join`)."""
+        return self.model._slices(self.hyper(z_hat, z_sym), q, self)
 
     # ------------------------------------------------------------------------------ latents
     def _latents(self, x):
@@ -284,13 +306,13 @@ class IntegerMLICPP:
             for x in images:
                 y, z = self._latents(m.pad(x))
                 z_hat, _ = m.entropy_bottleneck(z, training=False)
-                self._slices(z_hat.double(), _FloatQuantizer(y.double(), self.C))
+                self.slices(z_hat, None, _FloatQuantizer(y.double(), self.C))
         eb, gc = m.entropy_bottleneck, m.gaussian_conditional
         self.meta = {"z_median": torch.round(eb.medians().detach().double() * 2.0 ** Z_FRAC).to(torch.int64),
                      # index = #{boundaries b < s}; for s = S 2**-f with S an integer: #{floor(b 2**f) < S}
                      "thresholds": torch.floor(gc._bounds() * 2.0 ** self.cfg.scale_frac).to(torch.int64)}
         y, z = self._latents(m.pad(images[0]))
-        self._slices(self._z_fixed(eb.symbols(z)), _IntForward(y.double(), self))
+        self.slices(None, eb.symbols(z), _IntForward(y.double(), self))
         missing = [k for k, n in self.nodes.items() if not n.built]
         assert not missing, missing
 
@@ -334,43 +356,21 @@ class IntegerMLICPP:
 
     @torch.no_grad()
     def from_latents(self, y, z) -> dict:
-        """:meth:`forward` on padded latents (the model's ``_from_latents`` in the integer mode)."""
-        m = self.model
-        _, z_lik = m.entropy_bottleneck(z, training=False)
-        q = _IntForward(y.double(), self)
-        y_hat = self.y_float(self._slices(self._z_fixed(m.entropy_bottleneck.symbols(z)), q))
-        return {"x_hat": m.synthesis(y_hat), "likelihoods": {"y": torch.cat(q.likelihoods, 1), "z": z_lik.double()},
-                "y_hat": y_hat, "indexes": q.indexes, "scales": q.scales, "means": q.means}
+        """:meth:`forward` on padded latents: the model's evaluation pass on this path (also the integer
+        scales, means and table indexes of the coded halves, in coding order)."""
+        return self.model._run_forward(y, z, "eval", self)
 
     @torch.no_grad()
     def encode_latents(self, y, z):
-        """Code padded latents (y, z) -> ([y stream, z stream], y_hat (float64, exact), checksum)."""
-        m = self.model
-        enc_y, enc_z = Encoder(), Encoder()
-        m.entropy_bottleneck.compress(z, enc_z)
-        fixed = self._slices(self._z_fixed(m.entropy_bottleneck.symbols(z)), _IntEncode(y.double(), self, enc_y))
-        return [enc_y.finish(), enc_z.finish()], self.y_float(fixed), coded_checksum(enc_y, enc_z)
+        """Code padded latents (y, z) -> ([y stream, z stream], y_hat (exact), checksum)."""
+        return self.model._run_encode(y, z, self)
 
     @torch.no_grad()
     def decode_latents(self, strings, padded_hw, verify=None):
         """Inverse of :meth:`encode_latents` -> (y_hat, checksum); the latent grid is ``padded_hw / 16``.
         ``verify(k, digest)`` as in :meth:`fastlic.models.base.CompressionModel.decompress`: z (stream 1) is
         checked, with its sentinel, before y is decoded."""
-        ph, pw = padded_hw
-        dec_z = Decoder(strings[1])
-        eb = self.model.entropy_bottleneck
-        c = eb.channels
-        index = np.broadcast_to(np.arange(c).reshape(1, c, 1, 1), (1, c, ph // 64, pw // 64))
-        z_sym = torch.from_numpy(dec_z.decode(index, eb.tables).reshape(1, c, ph // 64, pw // 64))
-        dec_z.finish()
-        if verify is not None:  # z is small: a damaged file or header stops here, before y costs anything
-            verify(1, dec_z.digest())
-        dec_y = Decoder(strings[0])
-        fixed = self._slices(self._z_fixed(z_sym), _IntDecode(self, dec_y))
-        dec_y.finish()
-        if verify is not None:
-            verify(0, dec_y.digest())
-        return self.y_float(fixed), coded_checksum(dec_y, dec_z)
+        return self.model._run_decode(strings, padded_hw, verify, self)
 
     @torch.no_grad()
     def compress(self, x: torch.Tensor) -> dict:
@@ -428,6 +428,9 @@ class _IntForward(_IntQuantizer):
         super().__init__(im)
         self.y = y
         self.likelihoods, self.indexes, self.scales, self.means = [], [], [], []
+
+    def extras(self) -> dict:
+        return {"indexes": self.indexes, "scales": self.scales, "means": self.means}
 
     def _code(self, i, scales, means, anchors):
         c = self.im.C

@@ -224,11 +224,12 @@ class QConv(Node):
         for g, xp in enumerate(parts):
             self._check_in_scale(g, xp)
         mult, sh = p["mult"], int(p["shift"])
-        cout = self.w.shape[0]
+        # round half up folded into the bias: rshift_round(total + bias, sh) = (total + bias + 2**(sh-1)) >> sh,
+        # one pass over the accumulators less (the same integers)
+        bias = p["bias"] + (1 << (sh - 1)) if sh > 0 else p["bias"]
         if self.depthwise:
-            acc = ops.depthwise_conv2d(parts[0].q, p["w0"], self.padding)
-            total = acc * mult[0].view(1, -1, 1, 1) + p["bias"].view(1, -1, 1, 1)
-            lead = None
+            total = ops.depthwise_conv2d(parts[0].q, p["w0"], self.padding)
+            total.mul_(mult[0].view(1, -1, 1, 1)).add_(bias.view(1, -1, 1, 1))
         else:
             total = None
             for g, xp in enumerate(parts):
@@ -236,33 +237,29 @@ class QConv(Node):
                     lead = xp.q.shape[:-1]
                     acc = ops.matmul(xp.q.reshape(-1, xp.q.shape[-1]), p[f"w{g}"], xp.bits)
                 else:
-                    b, _, h, wd = xp.q.shape
-                    kh, kw = self.w.shape[-2:]
-                    if (kh, kw) == (1, 1):
-                        cols = xp.q.permute(0, 2, 3, 1).reshape(b * h * wd, -1)
-                        oh, ow = h, wd
-                    else:
-                        cols, (oh, ow) = ops.im2col(xp.q, kh, kw, *self.padding)
-                    lead = (b, oh, ow)
-                    acc = ops.matmul(cols, p[f"w{g}"], xp.bits)
-                term = acc * mult[g]
-                total = term if total is None else total + term
-            total = total + p["bias"]
+                    acc, (oh, ow) = ops.conv_gemm(xp.q, p[f"w{g}"], tuple(self.w.shape[-2:]), self.padding, xp.bits,
+                                                  self._taps(g))
+                    lead = (xp.q.shape[0], oh, ow)
+                acc.mul_(mult[g])  # int64, fresh from the GEMM: scaled in place
+                total = acc if total is None else total.add_(acc)
+            total.add_(bias)
+        if sh > 0:
+            total.bitwise_right_shift_(sh)  # the arithmetic shift is the floor: with the half above, a rounding
+        else:
+            total = ops.rshift_round(total, sh)
         outs = []
         if self.act is not None:
             qp = (1 << (self.lut_bits - 1)) - 1
-            idx = ops.rshift_round(total, sh).clamp(-qp, qp)
+            total.clamp_(-qp, qp)
+        cdim = 1 if self.depthwise else -1
+        start = 0
         for g, (n, s, bits) in enumerate(zip(self.out_groups, self._stored_scales(), self._out_bits())):
-            start = sum(self.out_groups[:g])
-            sl = slice(start, start + n)
-            if self.depthwise:
-                v = idx[:, sl] if self.act is not None else total[:, sl]
-            else:
-                v = idx[..., sl] if self.act is not None else total[..., sl]
+            v = total.narrow(cdim, start, n) if len(self.out_groups) > 1 else total
+            start += n
             if self.act is not None:
                 q = ops.lut(p[f"lut{g}"], v, qp)
             else:
-                q = ops.clamp_bits(ops.rshift_round(v, sh), bits)
+                q = ops.clamp_bits(v, bits)
             q = q.to(torch.int16 if bits <= 16 else torch.int64)
             if not self.depthwise:
                 if self.layout == "last":
@@ -270,8 +267,18 @@ class QConv(Node):
                 else:
                     q = q.view(*lead, n).permute(0, 3, 1, 2)
             outs.append(QT(q, s, bits))
-        del cout
         return outs[0] if len(outs) == 1 else outs
+
+    def _taps(self, g: int):
+        """Weights of input group ``g`` in :func:`ops.taps_first` order, derived once from the stored ones."""
+        kh, kw = self.w.shape[-2:]
+        w = self.params[f"w{g}"]
+        cache = self.__dict__.setdefault("_taps_cache", {})
+        if (kh, kw) == (1, 1):
+            return None
+        if g not in cache or cache[g][0] is not w:
+            cache[g] = (w, ops.taps_first(w, kh, kw))
+        return cache[g][1]
 
     def _check_in_scale(self, g, xp):
         want = float(self.params["in_scales"][g])
@@ -430,12 +437,16 @@ class QLinearAttention(Node):
                            "shift": torch.tensor(shift), "out_scales": torch.tensor([s_out], dtype=torch.float64)}
         self._check_in("in_scales", v.s)
         p = self.params
-        e = ops.softmax_exp(sh(k.q.to(torch.int64)), dim=2)  # [BH, d, L]
+        # integers held in float64 where their bounds allow (exact: ops.div_round_f64, ops.bmm_exact)
+        e = ops.softmax_exp(sh(k.q.to(torch.int64)), dim=2, table=ops.EXP_TABLE_F64)  # [BH, d, L]
         total = e.sum(dim=2, keepdim=True)
-        vv = sh(v.q.to(torch.int64))
-        num = ops.bmm_exact(e, vv.transpose(1, 2), n * float(1 << ops.EXP_FRAC) * QMAX[v.bits])  # [BH, d, d]
-        ctx = ops.div_round(num << CTX_FRAC, total)
-        query = ops.softmax(sh(q.q.to(torch.int64)), dim=1)
+        num_bound = n * float(1 << ops.EXP_FRAC) * QMAX[v.bits]
+        num = ops.bmm_exact(e, sh(v.q).transpose(1, 2), num_bound, as_int=False)  # [BH, d, d]
+        if 2 * num_bound * 2.0 ** CTX_FRAC + n * 2.0 ** ops.EXP_FRAC < ops.F64_EXACT:
+            ctx = ops.div_round_f64(num.mul_(2.0 ** CTX_FRAC), total)
+        else:  # very large images: int64 division
+            ctx = ops.div_round(num.to(torch.int64) << CTX_FRAC, total.to(torch.int64))
+        query = ops.softmax_f64(sh(q.q.to(torch.int64)), dim=1)
         out = ops.bmm_exact(ctx.transpose(1, 2), query,
                             QMAX[v.bits] * 2.0 ** CTX_FRAC * (2.0 ** ops.PROB_FRAC + d)).reshape(b, dim, n)
         qo = ops.requantize(out, p["mult"][0], int(p["shift"]), self.bits)
@@ -481,11 +492,29 @@ class QWindowAttention(Node):
         for i, t in enumerate((q, k, v)):
             if not math.isclose(float(p["in_scales"][i]), t.s, rel_tol=1e-12):
                 raise ValueError(f"{self.name}: input {i} scaled unlike what it was built for")
-        acc = ops.bmm_exact(q.q, k.q.transpose(-2, -1), hd * QMAX[q.bits] * QMAX[k.bits])
-        logits = ops.rshift_round(acc * p["logit_mult"][0], int(p["logit_shift"]))
-        logits = logits + p["bias"].unsqueeze(0).unsqueeze(1)
-        logits = logits + ((mask != 0).to(torch.int64) * p["mask_value"]).unsqueeze(0).unsqueeze(2)
-        prob = ops.softmax(logits, dim=-1)
-        out = ops.bmm_exact(prob, v.q, QMAX[v.bits] * (2.0 ** ops.PROB_FRAC + kk))
-        qo = ops.requantize(out, p["mult"][0], int(p["shift"]), self.bits)
+        acc_bound = hd * QMAX[q.bits] * QMAX[k.bits]
+        lm, lsh = int(p["logit_mult"][0]), int(p["logit_shift"])
+        bias, mask_value = p["bias"], int(p["mask_value"])
+        # the logits' bound: the products' after the shift, plus the bias and the mask
+        logit_bound = acc_bound * lm / 2.0 ** lsh + 2 + float(bias.abs().max()) + abs(mask_value)
+        out_bound = QMAX[v.bits] * (2.0 ** ops.PROB_FRAC + kk)
+        om, osh = int(p["mult"][0]), int(p["shift"])
+        if (ops.mul_shift_f64_ok(lm, lsh, acc_bound) and ops.mul_shift_f64_ok(om, osh, out_bound)
+                and logit_bound < 2.0 ** 52):
+            # every value an integer held in float64 (exact: ops.mul_shift_f64, ops.softmax_f64), no int64 pass
+            acc = ops.bmm_exact(q.q, k.q.transpose(-2, -1), acc_bound, as_int=False)
+            logits = ops.mul_shift_f64(acc, lm, lsh)
+            logits.add_(bias.to(torch.float64).unsqueeze(0).unsqueeze(1))
+            logits.add_(((mask != 0).to(torch.float64) * float(mask_value)).unsqueeze(0).unsqueeze(2))
+            prob = ops.softmax_f64(logits, dim=-1)
+            out = ops.bmm_exact(prob, v.q, out_bound, as_int=False)
+            qo = ops.clamp_bits(ops.mul_shift_f64(out, om, osh), self.bits)
+            return QT(qo.to(torch.int32).to(torch.int16), float(p["out_scales"][0]), self.bits)
+        acc = ops.bmm_exact(q.q, k.q.transpose(-2, -1), acc_bound)
+        logits = ops.rshift_round(acc * lm, lsh)
+        logits = logits + bias.unsqueeze(0).unsqueeze(1)
+        logits = logits + ((mask != 0).to(torch.int64) * mask_value).unsqueeze(0).unsqueeze(2)
+        prob = ops.softmax_f64(logits, dim=-1)  # exact integers in float64: the next product takes them so
+        out = ops.bmm_exact(prob, v.q, out_bound)
+        qo = ops.requantize(out, p["mult"][0], osh, self.bits)
         return QT(qo.to(torch.int16), float(p["out_scales"][0]), self.bits)

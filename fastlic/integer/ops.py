@@ -74,6 +74,17 @@ def div_round(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     return torch.div(2 * num + den, 2 * den, rounding_mode="floor")
 
 
+def div_round_f64(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """:func:`div_round` of integers held in float64 (returned so), for ``|2 num + den| < 2**53``: exact.
+
+    ``a = 2 num + den`` and ``b = 2 den`` are then exact float64 integers, and ``floor(fl(a / b))`` is
+    ``floor(a / b)``: if ``a / b`` is an integer it is representable and IEEE division returns it; otherwise its
+    distance to the next integer is at least ``1 / b``, more than the rounding error ``|a / b| 2**-53`` because
+    ``|a| < 2**53``. IEEE division is correctly rounded on every platform, so the result is machine-independent
+    (and ~10x faster than int64 division on a CPU)."""
+    return torch.floor_((2.0 * num + den).div_(2.0 * den))
+
+
 def clamp_bits(v: torch.Tensor, bits: int) -> torch.Tensor:
     q = QMAX[bits]
     return v.clamp(-q, q)
@@ -97,6 +108,31 @@ def fixed_multipliers(ratios, acc_bound: float, max_mult_bits: int = 31) -> tupl
     return m, sh
 
 
+#: largest magnitude of a float64-held integer that :func:`mul_shift_f64` takes
+MUL_SHIFT_F64_MAX = float(1 << 36)
+
+
+def mul_shift_f64_ok(mult: int, shift: int, x_bound: float) -> bool:
+    """Whether :func:`mul_shift_f64` is exact for these constants and inputs up to ``x_bound``."""
+    return 0 <= mult < (1 << 31) and 16 <= shift <= 52 and x_bound < MUL_SHIFT_F64_MAX
+
+
+def mul_shift_f64(x: torch.Tensor, mult: int, shift: int) -> torch.Tensor:
+    """``floor((x * mult + 2**(shift-1)) / 2**shift)`` (:func:`rshift_round` of the product) for integers held in
+    float64, exactly, without int64 arithmetic (much slower than float64 on CPUs without vectorized int64
+    multiply). Requires :func:`mul_shift_f64_ok`: ``|x| < 2**36``, ``0 <= mult < 2**31``, ``16 <= shift <= 52``.
+
+    With ``mult = a 2**16 + b`` (``a < 2**15``, ``b < 2**16``): ``t = x b + 2**(shift-1)`` is an exact float64
+    integer (``|x b| < 2**52``), ``q = floor(t / 2**16)`` is exact (scaling by a power of two, then floor), and
+    ``n = x a + q`` is exact (below 2**52). The product is ``n 2**16 + r`` with ``0 <= r < 2**16``, and for an
+    integer ``n`` and ``0 <= r / 2**16 < 1``, ``floor((n + r / 2**16) / 2**(shift-16)) = floor(n / 2**(shift-16))``,
+    again an exact scaling and floor. Every step is an IEEE basic operation on exact values: machine-independent."""
+    a, b = divmod(int(mult), 1 << 16)
+    t = (x * float(b)).add_(float(1 << (shift - 1)))
+    q = t.mul_(2.0 ** -16).floor_()
+    return q.add_(x * float(a)).mul_(2.0 ** -(shift - 16)).floor_()
+
+
 def requantize(acc: torch.Tensor, mult: torch.Tensor, shift: int, bits: int) -> torch.Tensor:
     """``clamp(round_half_up(acc * mult / 2**shift))`` in int64 (``mult`` broadcast against ``acc``)."""
     return clamp_bits(rshift_round(acc.to(torch.int64) * mult, shift), bits)
@@ -104,11 +140,23 @@ def requantize(acc: torch.Tensor, mult: torch.Tensor, shift: int, bits: int) -> 
 
 # ---------------------------------------------------------------------------------------------- GEMM
 def _split16(a: torch.Tensor):
-    """16-bit activations as two int8 halves, ``a = 256 * hi + lo`` with hi, lo in [-128, 127] (|a| <= QMAX[16])."""
-    a = a.to(torch.int32)
+    """16-bit activations as two int8 halves, ``a = 256 * hi + lo`` with hi, lo in [-128, 127] (|a| <= QMAX[16]).
+    Computed in int16: ``a + 128 <= 32767`` and ``|hi << 8| <= 32512`` for |a| <= QMAX[16], so nothing wraps."""
+    a = a.to(torch.int16)
     hi = (a + 128) >> 8
     lo = a - (hi << 8)
     return hi.to(torch.int8), lo.to(torch.int8)
+
+
+def _int_mm64(a8: torch.Tensor, w8: torch.Tensor) -> torch.Tensor:
+    return torch._int_mm(a8.contiguous(), w8).to(torch.int64)
+
+
+def _halves_mm(hi: torch.Tensor, lo: torch.Tensor, w8: torch.Tensor) -> torch.Tensor:
+    """``(hi @ w) * 256 + lo @ w`` in int64, in place on the first product (each product exact in int32)."""
+    out = _int_mm64(hi, w8)
+    out.bitwise_left_shift_(8)
+    return out.add_(torch._int_mm(lo.contiguous(), w8))
 
 
 def matmul(a: torch.Tensor, w_t: torch.Tensor, a_bits: int) -> torch.Tensor:
@@ -122,20 +170,21 @@ def matmul(a: torch.Tensor, w_t: torch.Tensor, a_bits: int) -> torch.Tensor:
     if kernel == "int_mm" and k <= INT_MM_MAX_K:
         w8 = w_t.contiguous()
         if a_bits == 8:
-            return torch._int_mm(a.to(torch.int8).contiguous(), w8).to(torch.int64)
-        hi, lo = _split16(a)
-        return (torch._int_mm(hi.contiguous(), w8).to(torch.int64) << 8) + torch._int_mm(lo.contiguous(), w8)
+            return _int_mm64(a.to(torch.int8), w8)
+        return _halves_mm(*_split16(a), w8)
     if k * QMAX[a_bits] * WMAX >= F64_EXACT:
         raise ValueError(f"float64 GEMM of K={k} {a_bits}-bit values would not be exact")
     return torch.matmul(a.to(torch.float64), w_t.to(torch.float64)).to(torch.int64)
 
 
-def bmm_exact(a: torch.Tensor, b: torch.Tensor, bound: float) -> torch.Tensor:
-    """Exact batched ``a @ b`` of integer tensors as int64, given ``bound`` >= sum over K of |a||b| (checked by the
-    caller's static bounds): a float64 batched GEMM is exact when every partial sum is an integer below 2**53."""
+def bmm_exact(a: torch.Tensor, b: torch.Tensor, bound: float, as_int: bool = True) -> torch.Tensor:
+    """Exact batched ``a @ b`` of integer tensors (int64, or held in float64 with ``as_int=False``), given
+    ``bound`` >= sum over K of |a||b| (checked by the caller's static bounds): a float64 batched GEMM is exact
+    when every partial sum is an integer below 2**53."""
     if bound >= F64_EXACT:
         raise ValueError(f"batched product bound {bound:.3g} exceeds 2**53: not exact in float64")
-    return torch.matmul(a.to(torch.float64), b.to(torch.float64)).to(torch.int64)
+    out = torch.matmul(a.to(torch.float64), b.to(torch.float64))
+    return out.to(torch.int64) if as_int else out
 
 
 # ---------------------------------------------------------------------------------------------- convolutions
@@ -149,19 +198,57 @@ def im2col(x: torch.Tensor, kh: int, kw: int, ph: int, pw: int) -> torch.Tensor:
     return win.permute(0, 2, 3, 1, 4, 5).reshape(b * oh * ow, c * kh * kw), (oh, ow)
 
 
+def im2col_taps(x: torch.Tensor, kh: int, kw: int, ph: int, pw: int):
+    """Like :func:`im2col` but tap-major, columns ordered (ki, kj, c): built channels-last from ``kh * kw``
+    contiguous slices of the padded NHWC tensor (a free view when ``x`` is the channels-last output of the
+    previous layer), much cheaper than the 6-D permute. Pair with :func:`taps_first` weights."""
+    b, c, h, w = x.shape
+    xp = torch.nn.functional.pad(x.permute(0, 2, 3, 1), (0, 0, pw, pw, ph, ph))
+    oh, ow = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
+    cols = torch.cat([xp[:, i : i + oh, j : j + ow] for i in range(kh) for j in range(kw)], dim=-1)
+    return cols.view(b * oh * ow, kh * kw * c), (oh, ow)
+
+
+def taps_first(w_t: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
+    """Rows of a [C * kh * kw, N] weight matrix from (c, ki, kj) to (ki, kj, c) order (:func:`im2col_taps`); the
+    sum over K is the same integers in any order."""
+    k, n = w_t.shape
+    return w_t.view(k // (kh * kw), kh * kw, n).transpose(0, 1).reshape(k, n).contiguous()
+
+
+def conv_gemm(x: torch.Tensor, w_t: torch.Tensor, kernel: tuple[int, int], padding: tuple[int, int],
+              a_bits: int, w_taps: torch.Tensor | None = None):
+    """Exact integer convolution (stride 1) as GEMM -> (int64 [B * H' * W', Cout], (H', W')). With the ``int_mm``
+    kernel, 16-bit activations are split into their int8 halves *before* im2col (on C*H*W values, not the
+    kh*kw times larger column matrix), and the columns are built in int8."""
+    kh, kw = kernel
+    b, c, h, w = x.shape
+    k = c * kh * kw
+    one = (kh, kw) == (1, 1) and tuple(padding) == (0, 0)
+
+    def cols(t):
+        if one:
+            return t.permute(0, 2, 3, 1).reshape(b * h * w, c), (h, w)
+        return im2col_taps(t, kh, kw, *padding)
+
+    if get_kernel(x.device) == "int_mm" and k <= INT_MM_MAX_K:
+        w8 = w_t.contiguous() if one else (w_taps if w_taps is not None else taps_first(w_t, kh, kw))
+        if a_bits == 8:
+            c8, hw = cols(x.to(torch.int8))
+            return _int_mm64(c8, w8), hw
+        hi, lo = _split16(x)
+        (ch, hw), (cl, _) = cols(hi), cols(lo)
+        return _halves_mm(ch, cl, w8), hw
+    c_all, hw = (x.permute(0, 2, 3, 1).reshape(b * h * w, c), (h, w)) if one else im2col(x, kh, kw, *padding)
+    return matmul(c_all, w_t, a_bits), hw
+
+
 def conv2d(x: torch.Tensor, w_t: torch.Tensor, kernel: tuple[int, int], padding: tuple[int, int],
            a_bits: int) -> torch.Tensor:
     """Exact integer convolution (stride 1) as one GEMM on the im2col matrix: ``x`` [B, C, H, W] integers of
-    ``a_bits``, ``w_t`` [C * kh * kw, Cout] int8 -> int64 [B, Cout, H', W']."""
-    b = x.shape[0]
-    kh, kw = kernel
-    if (kh, kw) == (1, 1) and padding == (0, 0):
-        h, w = x.shape[-2:]
-        cols, (oh, ow) = x.permute(0, 2, 3, 1).reshape(b * h * w, x.shape[1]), (h, w)
-    else:
-        cols, (oh, ow) = im2col(x, kh, kw, *padding)
-    out = matmul(cols, w_t, a_bits)
-    return out.view(b, oh, ow, -1).permute(0, 3, 1, 2)
+    ``a_bits``, ``w_t`` [C * kh * kw, Cout] int8 -> int64 [B, Cout, H', W'] (:func:`conv_gemm`)."""
+    out, (oh, ow) = conv_gemm(x, w_t, kernel, padding, a_bits)
+    return out.view(x.shape[0], oh, ow, -1).permute(0, 3, 1, 2)
 
 
 def depthwise_conv2d(x: torch.Tensor, w: torch.Tensor, padding: tuple[int, int]) -> torch.Tensor:
@@ -224,26 +311,37 @@ def _exp_table() -> torch.Tensor:
 
 
 EXP_TABLE = _exp_table()
+#: the same integers in float64 (all below 2**17: exact), for the float64-held integer kernels
+EXP_TABLE_F64 = EXP_TABLE.to(torch.float64)
 
 
-def exp_neg(d: torch.Tensor) -> torch.Tensor:
-    """``2**EXP_FRAC * exp(-d / 2**LOGIT_FRAC)`` rounded, by table look-up, for integer ``d >= 0``."""
-    table = EXP_TABLE.to(d.device)
-    return table[d.clamp(0, table.numel() - 1)]
+def exp_neg(d: torch.Tensor, table: torch.Tensor = EXP_TABLE) -> torch.Tensor:
+    """``2**EXP_FRAC * exp(-d / 2**LOGIT_FRAC)`` rounded, by table look-up, for integer ``d >= 0`` (in the
+    dtype of ``table``: :data:`EXP_TABLE` int64 or :data:`EXP_TABLE_F64`; ``d`` integer or float64-held)."""
+    table = table.to(d.device)
+    idx = d.clamp_(0, table.numel() - 1).to(torch.int32)  # int32 indexes: a faster gather than int64
+    return table.index_select(0, idx.reshape(-1)).view(idx.shape)
 
 
-def softmax_exp(logits: torch.Tensor, dim: int) -> torch.Tensor:
+def softmax_exp(logits: torch.Tensor, dim: int, table: torch.Tensor = EXP_TABLE) -> torch.Tensor:
     """Unnormalized integer softmax numerators ``exp(x - max)`` in 2**-EXP_FRAC units (the max entry gets
     2**EXP_FRAC, so every row sums to at least that), for logits in 2**-LOGIT_FRAC units."""
     m = logits.amax(dim=dim, keepdim=True)
-    return exp_neg(m - logits)
+    return exp_neg(m - logits, table)
+
+
+def softmax_f64(logits: torch.Tensor, dim: int) -> torch.Tensor:
+    """:func:`softmax`'s integers held in float64: numerators at most 2**16, sums below 2**53 for any row
+    shorter than 2**36, so every sum is exact and the division is :func:`div_round_f64`'s exact one, here on
+    ``a = 2 (e 2**PROB_FRAC) + s`` formed in place (at most 2**33 + s: exact)."""
+    e = softmax_exp(logits, dim, EXP_TABLE_F64)
+    s = e.sum(dim=dim, keepdim=True)
+    return e.mul_(float(1 << (PROB_FRAC + 1))).add_(s).div_(2.0 * s).floor_()
 
 
 def softmax(logits: torch.Tensor, dim: int) -> torch.Tensor:
     """Integer softmax: probabilities in 2**-PROB_FRAC units, ``round(e * 2**PROB_FRAC / sum(e))``."""
-    e = softmax_exp(logits, dim)
-    s = e.sum(dim=dim, keepdim=True)
-    return div_round(e << PROB_FRAC, s)
+    return softmax_f64(logits, dim).to(torch.int64)
 
 
 # ---------------------------------------------------------------------------------------------- layer norm
@@ -269,5 +367,5 @@ def layer_norm(x: torch.Tensor, eps_term: int, guard_bits: int) -> torch.Tensor:
 
 # ---------------------------------------------------------------------------------------------- look-up tables
 def lut(table: torch.Tensor, idx: torch.Tensor, offset: int) -> torch.Tensor:
-    """``table[idx + offset]`` (int64), ``idx`` already clamped to the table's domain."""
-    return table.to(idx.device)[(idx + offset).to(torch.int64)].to(torch.int64)
+    """``table[idx + offset]`` in the table's dtype, ``idx`` already clamped to the table's domain."""
+    return table.to(idx.device)[(idx + offset).to(torch.int64)]

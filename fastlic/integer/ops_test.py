@@ -154,3 +154,30 @@ def test_conv2d_and_depthwise_exact(kernel):
     wd = _rand((6, 1, 5, 5), 8, g).clamp(-127, 127)
     outd = ops.depthwise_conv2d(x, wd[:, 0].to(torch.int8), (2, 2))
     assert torch.equal(outd, F.conv2d(x.double(), wd.double(), padding=2, groups=6).long())
+
+
+def test_float64_held_kernels_equal_the_int64_ones():
+    """mul_shift_f64 and softmax_f64 / div_round_f64 give exactly the int64 arithmetic's integers, at the edges
+    of their stated domains (|x| < 2**36, multipliers below 2**31, shifts 16..52)."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.randint(-(1 << 36) + 1, 1 << 36, (20000,), generator=g, dtype=torch.int64)
+    x[:4] = torch.tensor([(1 << 36) - 1, -(1 << 36) + 1, 0, -1])
+    for mult, shift in ((1, 16), ((1 << 31) - 1, 52), (123456789, 40), (65535, 20), (65536, 33), (0, 30)):
+        assert ops.mul_shift_f64_ok(mult, shift, float(1 << 36) - 1)
+        # the int64 reference only where its product does not overflow (the float64 form is exact beyond)
+        xs = x.clamp(-(1 << 62) // max(mult, 1), (1 << 62) // max(mult, 1))
+        want = ops.rshift_round(xs * mult, shift)
+        assert torch.equal(ops.mul_shift_f64(xs.to(torch.float64), mult, shift).to(torch.int64), want), (mult, shift)
+    big = [(1 << 36) - 1, -(1 << 36) + 1, (1 << 35) + 12345, -987654321012]  # beyond int64's product: Python ints
+    for mult, shift in (((1 << 31) - 1, 16), ((1 << 31) - 1, 40), (2 ** 30 + 7, 52)):
+        got = ops.mul_shift_f64(torch.tensor(big, dtype=torch.float64), mult, shift).tolist()
+        assert got == [float((v * mult + (1 << (shift - 1))) >> shift) for v in big]
+    assert not ops.mul_shift_f64_ok(1 << 31, 20, 10.0) and not ops.mul_shift_f64_ok(5, 15, 10.0)
+    logits = torch.randint(-5000, 5000, (64, 37), generator=g, dtype=torch.int64)
+    e = ops.EXP_TABLE[(logits.amax(-1, keepdim=True) - logits).clamp(0, ops.EXP_TABLE.numel() - 1)]
+    want = ops.div_round(e << ops.PROB_FRAC, e.sum(-1, keepdim=True))
+    assert torch.equal(ops.softmax(logits, -1), want)
+    assert torch.equal(ops.softmax_f64(logits.to(torch.float64), -1).to(torch.int64), want)
+    num = torch.randint(-(1 << 50), 1 << 50, (5000,), generator=g, dtype=torch.int64)
+    den = torch.randint(1, 1 << 20, (5000,), generator=g, dtype=torch.int64)
+    assert torch.equal(ops.div_round_f64(num.double(), den.double()).to(torch.int64), ops.div_round(num, den))

@@ -313,36 +313,39 @@ class MLICPlusPlus(OnlineRDO, CompressionModel):
         return self
 
     # ------------------------------------------------------------------------------ the shared driver
-    def _slices(self, hyper: torch.Tensor, q) -> torch.Tensor:
-        """Run the 2S coding steps; ``q`` turns (scales, means) of a half-slice into its reconstruction."""
-        hyper_means = hyper.chunk(2, 1)[1]
-        done: list[torch.Tensor] = []
+    def float_parameter_net(self, exact: bool = True) -> "_FloatNet":
+        """The float networks as the coding-order driver calls them (:func:`fastlic.numerics.entropy_parameters`
+        picks them, or the integer path); ``exact``: the input of h_s in the parameter dtype (float64)."""
+        return _FloatNet(self, exact)
+
+    def _slices(self, hyper, q, net=None):
+        """Run the 2S coding steps of §3.1 on ``net``'s values (default: the float networks, float64 inside
+        :meth:`parameter_path`); ``q`` turns (scales, means) of a half-slice into its reconstruction. The one
+        driver of both numeric modes: ``net`` is what :func:`fastlic.numerics.entropy_parameters` yields, the
+        float networks or :class:`fastlic.integer.mlicpp.IntegerMLICPP` (fixed-point reconstructions, each
+        requantized where a network reads it: ``net.latent``). -> ``net.join`` of the reconstructed slices."""
+        net = net if net is not None else _FloatNet(self, True)
+        hyper = net.split(hyper, 2)
+        hyper_means = hyper[1]
+        done, out = [], []
         for i in range(self.slice_num):
             # parameters, and the local context that feeds them, only at the half being coded (zeros elsewhere)
             if i == 0:
-                params_a = self.entropy_parameters_anchor[0](hyper, anchors=True)
+                scales_a, means_a = net.params("a", 0, hyper)
             else:
-                prev = torch.cat(done, dim=1)
-                inter = self.global_inter_context[i](prev)
-                channel = self.channel_context[i](prev)
-                params_a = self.entropy_parameters_anchor[i](torch.cat([inter, channel, hyper], dim=1), anchors=True)
-            scales_a, means_a = params_a.chunk(2, 1)
-            a_hat = q.anchor(i, scales_a, means_a)
-            a_hat = a_hat + ckbd.anchor(self.lrp_anchor[i](torch.cat([hyper_means, *done, a_hat], dim=1)))
-
-            local = self.local_context[i](a_hat, anchors=False)
-            if i == 0:
-                ctx = [local, hyper]
-            else:
-                intra = self.global_intra_context[i](done[-1], a_hat)
-                ctx = [local, intra, inter, channel, hyper]
-            params_n = self.entropy_parameters_nonanchor[i](torch.cat(ctx, dim=1), anchors=False)
-            scales_n, means_n = params_n.chunk(2, 1)
-            n_hat = q.nonanchor(i, scales_n, means_n)
-            y_hat_i = a_hat + n_hat
-            y_hat_i = y_hat_i + ckbd.nonanchor(self.lrp_nonanchor[i](torch.cat([hyper_means, *done, y_hat_i], dim=1)))
-            done.append(y_hat_i)
-        return torch.cat(done, dim=1)
+                inter, channel = net.contexts(i, done)
+                scales_a, means_a = net.params("a", i, [inter, channel, *hyper])
+            a_rec = q.anchor(i, scales_a, means_a)
+            a_rec = net.add(a_rec, net.lrp("a", i, [hyper_means, *done, net.latent(a_rec, "a0", i)]))
+            a_hat = net.latent(a_rec, "a1", i)
+            local = net.local(i, a_hat)
+            ctx = [local, *hyper] if i == 0 else [local, net.intra(i, done[-1], a_hat), inter, channel, *hyper]
+            scales_n, means_n = net.params("n", i, ctx)
+            y_rec = net.add(a_rec, q.nonanchor(i, scales_n, means_n))
+            y_rec = net.add(y_rec, net.lrp("n", i, [hyper_means, *done, net.latent(y_rec, "n0", i)]))
+            done.append(net.latent(y_rec, "n1", i))
+            out.append(y_rec)
+        return net.join(out)
 
     # ------------------------------------------------------------------------------ API on padded input
     def _forward(self, x):
@@ -353,10 +356,10 @@ class MLICPlusPlus(OnlineRDO, CompressionModel):
         """Likelihoods and reconstruction of latents (y, z): ``"train"`` (noise for the likelihoods,
         straight-through rounding for the context and g_s), ``"eval"`` (rounding, the coding path's values) or
         ``"ste"`` (rounding with straight-through gradients everywhere: the differentiable objective of oRDO)."""
-        if mode == "eval" and self.integer_path is not None:
-            out = self.integer_path.from_latents(y, z)
-            return {"x_hat": out["x_hat"], "y_hat": out["y_hat"].to(y.dtype),
-                    "likelihoods": {k: v.to(y.dtype) for k, v in out["likelihoods"].items()}}
+        with numerics.entropy_parameters(self, mode == "eval") as net:
+            return self._run_forward(y, z, mode, net)
+
+    def _run_forward(self, y, z, mode: str, net) -> dict:
         eb = self.entropy_bottleneck
         if mode == "train":
             _, z_likelihoods = eb(z, training=True)
@@ -365,47 +368,51 @@ class MLICPlusPlus(OnlineRDO, CompressionModel):
             z_hat, z_likelihoods = eb(z, training=False)  # round(z - median) + median
         else:
             z_hat, z_likelihoods = eb.forward_ste(z)
-        with self.parameter_path(mode == "eval"):
-            hyper = self.h_s(numerics.to_param(z_hat) if mode == "eval" else z_hat)
-            q = _ForwardQuantizer(y, self.gaussian_conditional, mode == "train", self.slice_ch, ste=mode == "ste")
-            y_hat = self._slices(hyper, q).to(y.dtype)
-        x_hat = self.synthesis(y_hat)
-        return {"x_hat": x_hat,
-                "likelihoods": {"y": torch.cat(q.likelihoods, dim=1).to(z_likelihoods.dtype), "z": z_likelihoods},
-                "y_hat": y_hat}
+        q = net.forward_quantizer(y, mode)
+        y_hat = net.y_hat(self._slices(net.hyper(z_hat, eb.symbols(z) if mode == "eval" else None), q, net))
+        out = {"x_hat": self.synthesis(y_hat.to(y.dtype)),
+               "likelihoods": {"y": torch.cat(q.likelihoods, dim=1).to(z_likelihoods.dtype), "z": z_likelihoods},
+               "y_hat": y_hat.to(y.dtype)}
+        out.update(getattr(q, "extras", dict)())
+        return out
 
     def _encode_latents(self, y, z):
         """Code (y, z) -> (streams, y_hat as the synthesis will see it, checksum)."""
-        if self.integer_path is not None:
-            strings, y_hat, checksum = self.integer_path.encode_latents(y, z)
-            return strings, y_hat.to(y.dtype), checksum
+        with numerics.entropy_parameters(self) as net:
+            return self._run_encode(y, z, net)
+
+    def _run_encode(self, y, z, net):
         enc_z, enc_y = Encoder(), Encoder()
-        z_hat = self.entropy_bottleneck.compress(z, enc_z)
-        with self.parameter_path():
-            hyper = self.h_s(numerics.to_param(z_hat))
-            y_hat = self._slices(hyper, _EncodeQuantizer(y, self.gaussian_conditional, enc_y, self.slice_ch))
+        eb = self.entropy_bottleneck
+        z_hat = eb.compress(z, enc_z)
+        y_hat = net.y_hat(self._slices(net.hyper(z_hat, eb.symbols(z)), net.encode_quantizer(y, enc_y), net))
         checksum = coded_checksum(enc_y, enc_z)
         return [enc_y.finish(), enc_z.finish()], y_hat.to(y.dtype), checksum
 
     def _decompress(self, strings, padded_hw, verify=None):
-        if self.integer_path is not None:
-            y_hat, checksum = self.integer_path.decode_latents(strings, padded_hw, verify)
-            return self.synthesis(y_hat), checksum
+        with numerics.entropy_parameters(self) as net:
+            y_hat, checksum = self._run_decode(strings, padded_hw, verify, net)
+        return self.synthesis(y_hat), checksum
+
+    def _run_decode(self, strings, padded_hw, verify, net):
+        """Decode the streams of one padded image -> (y_hat, checksum); ``verify`` as in
+        :meth:`~fastlic.models.base.CompressionModel.decompress`: z is read to its sentinel and checked before
+        any of y is decoded."""
         y_string, z_string = strings
         ph, pw = padded_hw
         dec_z = Decoder(z_string)
-        z_hat = self.entropy_bottleneck.decompress(dec_z, (1, self.N, ph // 64, pw // 64))
+        eb = self.entropy_bottleneck
+        z_sym = eb.decompress_symbols(dec_z, (1, self.N, ph // 64, pw // 64))
         dec_z.finish()
         if verify is not None:  # z is small: a damaged file or header stops here, before y costs anything
             verify(1, dec_z.digest())
         dec_y = Decoder(y_string)
-        with self.parameter_path():
-            hyper = self.h_s(numerics.to_param(z_hat))
-            y_hat = self._slices(hyper, _DecodeQuantizer(self.gaussian_conditional, dec_y))
+        y_hat = net.y_hat(self._slices(net.hyper(eb.dequantize(z_sym), z_sym), net.decode_quantizer(dec_y), net))
         dec_y.finish()
         if verify is not None:
             verify(0, dec_y.digest())
-        return self.synthesis(y_hat), coded_checksum(dec_y, dec_z)
+        return y_hat, coded_checksum(dec_y, dec_z)
+
 
     # ------------------------------------------------------------------------------ reference checkpoints
     @classmethod
@@ -438,6 +445,66 @@ class MLICPlusPlus(OnlineRDO, CompressionModel):
         model.update()
         numerics.prefer_precision(model, *numerics.REFERENCE_PRECISION)  # `auto` runs official weights exactly
         return model
+
+
+class _FloatNet:
+    """MLIC++'s float networks in the form the coding-order driver (:meth:`MLICPlusPlus._slices`) calls; the
+    integer counterpart is :class:`fastlic.integer.mlicpp.IntegerMLICPP`."""
+
+    def __init__(self, model: MLICPlusPlus, exact: bool):
+        self.m, self.exact = model, exact
+
+    def hyper(self, z_hat, z_sym=None):
+        return self.m.h_s(numerics.to_param(z_hat) if self.exact else z_hat)
+
+    @staticmethod
+    def split(t, n: int):
+        return list(t.chunk(n, 1))
+
+    def params(self, kind: str, i: int, ctx: list):
+        ep = (self.m.entropy_parameters_anchor if kind == "a" else self.m.entropy_parameters_nonanchor)[i]
+        return ep(torch.cat(ctx, dim=1), anchors=kind == "a").chunk(2, 1)
+
+    def contexts(self, i: int, done: list):
+        prev = torch.cat(done, dim=1)
+        return self.m.global_inter_context[i](prev), self.m.channel_context[i](prev)
+
+    def lrp(self, kind: str, i: int, inputs: list):
+        """LRP's residual, at the half just coded only."""
+        lrp = (self.m.lrp_anchor if kind == "a" else self.m.lrp_nonanchor)[i]
+        return (ckbd.anchor if kind == "a" else ckbd.nonanchor)(lrp(torch.cat(inputs, dim=1)))
+
+    def local(self, i: int, a_hat):
+        return self.m.local_context[i](a_hat, anchors=False)
+
+    def intra(self, i: int, prev, a_hat):
+        return self.m.global_intra_context[i](prev, a_hat)
+
+    @staticmethod
+    def add(a, b):
+        return a + b
+
+    @staticmethod
+    def latent(y, tag: str, i: int):
+        return y
+
+    @staticmethod
+    def join(out: list):
+        return torch.cat(out, dim=1)
+
+    @staticmethod
+    def y_hat(joined):
+        return joined
+
+    def forward_quantizer(self, y, mode: str):
+        return _ForwardQuantizer(y, self.m.gaussian_conditional, mode == "train", self.m.slice_ch, ste=mode == "ste")
+
+    def encode_quantizer(self, y, encoder: Encoder):
+        return _EncodeQuantizer(y, self.m.gaussian_conditional, encoder, self.m.slice_ch)
+
+    def decode_quantizer(self, decoder: Decoder):
+        return _DecodeQuantizer(self.m.gaussian_conditional, decoder)
+
 
 
 def infer_config(sd: dict, variant: str = "current") -> dict:
