@@ -24,8 +24,8 @@ def register(sub):
                    help="'current' (2024 release) or '2023' (the 2023-09 checkpoints)")
     p.add_argument("--integer", action="store_true",
                    help="convert into the integer numeric mode (exact on every machine) by post-training "
-                        "quantization calibrated on the package's photo; the input may also be a fastlic float "
-                        "MLIC++ checkpoint; prints the rate and PSNR cost measured on held-out crops")
+                        "quantization calibrated on the package's photo; the input may also be a float MLIC++ "
+                        "checkpoint of fastlic; prints the rate and PSNR cost measured on held-out crops")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("models", help="list the registered models",
