@@ -260,7 +260,7 @@ print(json.dumps(out))
 
 def test_a_small_file_that_claims_five_megapixels_is_refused_fast():
     """A bundled-default file under 1 kB whose height and width were set to 2240 x 2240 (5.0 M pixels): refused
-    in under 5 s and under 500 MB peak RSS (the issue measured 47 s and 3.6 GB), with the CRC only rewritten
+    in under 5 s and without growing the peak RSS (well under 500 MB) (the issue measured 47 s and 3.6 GB), with the CRC only rewritten
     (header check) and with the header check forged too (the z stream runs dry or fails its checksum)."""
     import json
     import subprocess
@@ -273,7 +273,9 @@ def test_a_small_file_that_claims_five_megapixels_is_refused_fast():
     assert out["crc"].startswith("FormatError: big.flic: the .flic header was altered")
     assert re.match(r"(FormatError|DecodeDivergenceError): big\.flic: the (decoded )?z stream", out["check"]), out
     assert out["crc_s"] < 5 and out["check_s"] < 5, out
-    assert out["peak_rss_mb"] < 500, out
+    # what the crafted file costs: the process's peak may not grow while refusing it (the baseline, torch with the
+    # model loaded, is 300-550 MB depending on the installation and is not the file's doing)
+    assert out["peak_rss_mb"] - out["rss_before_mb"] < 64, out
 
 
 def test_the_pixel_limit_refuses_before_decoding(bundled, crop, tmp_path, capsys):
