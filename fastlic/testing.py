@@ -25,6 +25,40 @@ PHOTO = REPO / "fastlic" / "data" / "kodim23.png"
 ECF_SNAPSHOT = REPO / "tests" / "data" / "econtextformer-small-vr-6074.pt"
 
 
+def cpu_flags() -> set:
+    """The CPU's feature flags (``/proc/cpuinfo``; empty where it cannot be read)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def simd_configs(skip_native: bool) -> dict:
+    """{name: environment} of the SIMD levels this CPU can run PyTorch's kernels at besides its own choice:
+    ``default`` always, ``avx2``/``avx512`` where the CPU has them (left out when they are the native level and
+    ``skip_native``)."""
+    import torch
+
+    flags, native = cpu_flags(), torch.backends.cpu.get_cpu_capability()
+    cfg = {"simd-default": {"ATEN_CPU_CAPABILITY": "default"}}
+    for level, flag in (("avx2", "avx2"), ("avx512", "avx512f")):
+        if flag in flags and not (skip_native and native == level.upper()):
+            cfg[f"simd-{level}"] = {"ATEN_CPU_CAPABILITY": level}
+    return cfg
+
+
+def worker_env(extra: dict, drop=("ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS")) -> dict:
+    """The environment of a test worker process: this one's without the variables in ``drop``, with ``extra``,
+    and the repository first on ``PYTHONPATH``."""
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env.update(extra)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
 def shared_dir() -> Path:
     """The read-only shared inputs: ``$FASTLIC_SHARED``, by default ``<repo>/../shared``."""
     return Path(os.environ.get("FASTLIC_SHARED", REPO.parent / "shared")).resolve()

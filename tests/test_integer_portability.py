@@ -10,7 +10,6 @@ configuration: the same reconstructed latents bit for bit, pixels within the syn
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ import fastlic
 from fastlic.integer import ops
 from fastlic.integer.mlicpp import quantize_mlicpp
 from fastlic.integer.ops import QMAX
-from fastlic.testing import REPO
+from fastlic.testing import simd_configs, worker_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import integer_worker  # noqa: E402
@@ -31,37 +30,18 @@ import integer_worker  # noqa: E402
 WORKER = Path(__file__).resolve().parent / "integer_worker.py"
 
 
-def _cpu_flags() -> set:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def _configs() -> dict:
-    flags = _cpu_flags()
-    cfg = {"threads-1": {"FASTLIC_TEST_THREADS": "1"}, "threads-2": {"FASTLIC_TEST_THREADS": "2"},
-           "simd-default": {"ATEN_CPU_CAPABILITY": "default"}, "no-onednn": {"FASTLIC_TEST_MKLDNN": "0"},
-           "kernel-float64": {"FASTLIC_INT_KERNEL": "float64"},
-           "all-foreign": {"ATEN_CPU_CAPABILITY": "default", "FASTLIC_TEST_MKLDNN": "0", "FASTLIC_TEST_THREADS": "2"}}
-    if "avx2" in flags:
-        cfg["simd-avx2"] = {"ATEN_CPU_CAPABILITY": "avx2"}
-    if "avx512f" in flags:
-        cfg["simd-avx512"] = {"ATEN_CPU_CAPABILITY": "avx512"}
-    return cfg
+    return {"threads-1": {"FASTLIC_TEST_THREADS": "1"}, "threads-2": {"FASTLIC_TEST_THREADS": "2"},
+            **simd_configs(skip_native=False), "no-onednn": {"FASTLIC_TEST_MKLDNN": "0"},
+            "kernel-float64": {"FASTLIC_INT_KERNEL": "float64"},
+            "all-foreign": {"ATEN_CPU_CAPABILITY": "default", "FASTLIC_TEST_MKLDNN": "0", "FASTLIC_TEST_THREADS": "2"}}
 
 
 CONFIGS = _configs()
 
 
 def _run(args, env_extra) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS", "FASTLIC_INT_KERNEL")}
-    env.update(env_extra)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env = worker_env(env_extra, drop=("ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS", "FASTLIC_INT_KERNEL"))
     r = subprocess.run([sys.executable, str(WORKER), *map(str, args)], env=env, capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]

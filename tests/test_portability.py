@@ -13,16 +13,14 @@ integers, see fastlic.numerics) and give the pixels of the encoder-side decoder 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from fastlic.testing import REPO, assert_same_pixels
+from fastlic.testing import assert_same_pixels, simd_configs, worker_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from portability_worker import CASES, FULL  # noqa: E402
@@ -30,26 +28,10 @@ from portability_worker import CASES, FULL  # noqa: E402
 WORKER = Path(__file__).resolve().parent / "portability_worker.py"
 
 
-def _cpu_flags() -> set:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def _configs() -> dict:
-    flags, native = _cpu_flags(), torch.backends.cpu.get_cpu_capability()
-    cfg = {"threads-1": {"FASTLIC_TEST_THREADS": "1"}, "threads-3": {"FASTLIC_TEST_THREADS": "3"},
-           "simd-default": {"ATEN_CPU_CAPABILITY": "default"}, "no-onednn": {"FASTLIC_TEST_MKLDNN": "0"},
-           "torch-kernels": {"FASTLIC_TEST_TORCH_KERNELS": "1"}}
-    if "avx2" in flags and native != "AVX2":
-        cfg["simd-avx2"] = {"ATEN_CPU_CAPABILITY": "avx2"}
-    if "avx512f" in flags and native != "AVX512":
-        cfg["simd-avx512"] = {"ATEN_CPU_CAPABILITY": "avx512"}
-    return cfg
+    return {"threads-1": {"FASTLIC_TEST_THREADS": "1"}, "threads-3": {"FASTLIC_TEST_THREADS": "3"},
+            **simd_configs(skip_native=True), "no-onednn": {"FASTLIC_TEST_MKLDNN": "0"},
+            "torch-kernels": {"FASTLIC_TEST_TORCH_KERNELS": "1"}}
 
 
 CONFIGS = _configs()
@@ -58,10 +40,8 @@ FOREIGN = {"ATEN_CPU_CAPABILITY": "default", "FASTLIC_TEST_MKLDNN": "0", "FASTLI
 
 
 def _run(args, env_extra):
-    env = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS")}
-    env["FASTLIC_PRECISION"] = "fp32"  # pixels compared in the exact mode; the bf16 transforms: test_bf16_*
-    env.update(env_extra)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    # pixels compared in the exact mode; the bf16 transforms: test_bf16_*
+    env = worker_env({"FASTLIC_PRECISION": "fp32", **env_extra})
     r = subprocess.run([sys.executable, str(WORKER), *args], env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
 
