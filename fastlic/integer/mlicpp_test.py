@@ -20,11 +20,8 @@ def _img(y0, x0, h, w):
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    m = fastlic.create_model("mlicpp-tiny").eval()
-    m.update()
-    return m
+def model(tiny):  # fastlic/conftest.py's random tiny MLIC++ (seed 0, tables built)
+    return tiny
 
 
 @pytest.fixture(scope="module")
